@@ -1,0 +1,17 @@
+.PHONY: run test lock check
+
+run:  ## run the service (API, worker, beat) with the demo data
+	./scripts/run.sh
+
+test:  ## run the test suite against the real PostgreSQL and Redis
+	./scripts/test.sh
+
+lock:  ## re-resolve requirements.lock from pyproject.toml (hashes for every file)
+	.venv/bin/python -m pip install --quiet uv
+	.venv/bin/uv pip compile pyproject.toml --extra test --generate-hashes --python-version 3.11 \
+		--python-platform x86_64-manylinux_2_28 -o requirements.lock
+
+check:  ## Django's system checks, including the production deployment checks
+	REMS_ENV=development .venv/bin/python manage.py check
+	REMS_ENV=production SECRET_KEY=$$(python3 -c 'print("k"*64)') ALLOWED_HOSTS=rems.example.org \
+		.venv/bin/python manage.py check --deploy --fail-level WARNING

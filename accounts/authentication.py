@@ -1,0 +1,41 @@
+from datetime import timedelta
+
+from django.utils import timezone
+from rest_framework import authentication, exceptions
+
+from .models import ApiKey
+from .services import api_key_hash
+
+# last_used_at is written at most this often per key, so that reads stay reads.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    """`Authorization: Token <key>`. Expired and revoked keys, and inactive users, are refused."""
+
+    keyword = "Token"
+
+    def authenticate(self, request):
+        header = authentication.get_authorization_header(request).split()
+        if not header or header[0].lower() != self.keyword.lower().encode():
+            return None
+        if len(header) != 2:
+            raise exceptions.AuthenticationFailed("Give the header as `Authorization: Token <key>`.")
+        try:
+            key = header[1].decode("ascii")
+        except UnicodeError:
+            raise exceptions.AuthenticationFailed("Invalid API key.") from None
+        now = timezone.now()
+        api_key = (
+            ApiKey.objects.select_related("user").filter(key_hash=api_key_hash(key)).first()
+        )
+        if api_key is None or api_key.revoked_at is not None or not api_key.user.is_active:
+            raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
+        if api_key.expires_at is not None and api_key.expires_at <= now:
+            raise exceptions.AuthenticationFailed("This API key has expired.")
+        if api_key.last_used_at is None or api_key.last_used_at < now - LAST_USED_RESOLUTION:
+            ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+        return api_key.user, api_key
+
+    def authenticate_header(self, request):
+        return self.keyword

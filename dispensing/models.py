@@ -1,0 +1,117 @@
+"""Prescriptions with their authorization numbers, and pharmacy dispense authorizations (RDAs).
+
+The invariants that matter most live in the database: at most one open prescription per patient, at most one
+live RDA per prescription, at most one dispense per prescription.
+"""
+
+import uuid
+
+from django.db import models
+from django.db.models import Q
+
+
+class PrescriptionStatus(models.TextChoices):
+    ISSUED = "issued"  # authorization number issued, no RDA holds it
+    AUTHORIZED = "authorized"  # a pharmacy holds an approved RDA for it
+    DISPENSED = "dispensed"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+OPEN_PRESCRIPTION_STATUSES = [PrescriptionStatus.ISSUED, PrescriptionStatus.AUTHORIZED]
+
+
+class Prescription(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    authorization_number = models.CharField(max_length=12, unique=True)
+    patient = models.ForeignKey("rems.Patient", on_delete=models.PROTECT, related_name="prescriptions")
+    prescriber = models.ForeignKey("rems.Prescriber", on_delete=models.PROTECT, related_name="prescriptions")
+    program = models.ForeignKey("rems.Program", on_delete=models.PROTECT, related_name="+")
+    product = models.ForeignKey("rems.Product", on_delete=models.PROTECT, related_name="+")
+    quantity = models.PositiveIntegerField()
+    days_supply = models.PositiveSmallIntegerField()
+    risk_category = models.CharField(max_length=12)
+    rule_set = models.CharField(max_length=60)
+    status = models.CharField(max_length=12, choices=PrescriptionStatus.choices)
+    issued_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    dispensed_at = models.DateTimeField(null=True, blank=True)
+    status_changed_at = models.DateTimeField()
+    status_reason = models.CharField(max_length=500, blank=True)
+    decision_id = models.UUIDField()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=PrescriptionStatus.values), name="prescription_status_valid"
+            ),
+            models.CheckConstraint(condition=Q(quantity__gt=0) & Q(days_supply__gt=0), name="prescription_positive"),
+            models.CheckConstraint(
+                condition=Q(dispensed_at__isnull=True) | Q(status=PrescriptionStatus.DISPENSED),
+                name="prescription_dispensed_at_only_when_dispensed",
+            ),
+            # One open prescription authorization per patient and program.
+            models.UniqueConstraint(
+                fields=["patient", "program"],
+                condition=Q(status__in=OPEN_PRESCRIPTION_STATUSES),
+                name="prescription_one_open_per_patient",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["patient", "-issued_at"]),
+            models.Index(fields=["prescriber", "-issued_at"]),
+            models.Index(fields=["status", "expires_at"]),
+        ]
+
+
+class DispenseStatus(models.TextChoices):
+    APPROVED = "approved"
+    DISPENSED = "dispensed"
+    REVERSED = "reversed"
+    EXPIRED = "expired"
+
+
+class DispenseAuthorization(models.Model):
+    """An approved pharmacy dispense authorization (RDA). Denied requests leave only their log entry."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    rda_number = models.CharField(max_length=12, unique=True)
+    prescription = models.ForeignKey(Prescription, on_delete=models.PROTECT, related_name="dispense_authorizations")
+    pharmacy = models.ForeignKey("rems.Pharmacy", on_delete=models.PROTECT, related_name="dispense_authorizations")
+    requested_by = models.ForeignKey("accounts.User", on_delete=models.PROTECT, related_name="+")
+    product = models.ForeignKey("rems.Product", on_delete=models.PROTECT, related_name="+")
+    quantity = models.PositiveIntegerField()
+    days_supply = models.PositiveSmallIntegerField()
+    rule_set = models.CharField(max_length=60)
+    status = models.CharField(max_length=12, choices=DispenseStatus.choices)
+    approved_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    dispensed_at = models.DateTimeField(null=True, blank=True)
+    dispensed_by = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    counseling_confirmed = models.BooleanField(default=False)
+    medication_guide_provided = models.BooleanField(default=False)
+    status_changed_at = models.DateTimeField()
+    status_reason = models.CharField(max_length=500, blank=True)
+    decision_id = models.UUIDField()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=DispenseStatus.values), name="rda_status_valid"),
+            # At most one live RDA, hence at most one dispense, per prescription authorization.
+            models.UniqueConstraint(
+                fields=["prescription"],
+                condition=Q(status__in=[DispenseStatus.APPROVED, DispenseStatus.DISPENSED]),
+                name="rda_one_live_per_prescription",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status=DispenseStatus.DISPENSED)
+                | (Q(dispensed_at__isnull=False) & Q(counseling_confirmed=True) & Q(medication_guide_provided=True)),
+                name="rda_dispensed_with_counseling",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["pharmacy", "-approved_at"]),
+            models.Index(fields=["status", "expires_at"]),
+        ]

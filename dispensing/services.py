@@ -1,0 +1,482 @@
+"""Prescription authorizations and pharmacy dispense authorizations.
+
+Each function here is one transaction that loads the facts, asks the gate engine, writes the result and the
+compliance-log entry. Races are settled by the database: a conditional UPDATE that changes a row only from
+the state the decision saw, and partial unique indexes behind it.
+"""
+
+import uuid
+from dataclasses import replace
+from datetime import timedelta
+
+from django.db import connection, transaction
+
+from rems import gates
+from rems.audit import log_entry_write
+from rems.errors import ActionRefused
+from rems.identifiers import DISPENSE_PREFIX, PRESCRIPTION_PREFIX, authorization_number_new
+from rems.models import Attestation, AttestationKind, Certification, Patient, PatientSurvey, PregnancyTest, Product, Status
+from rems.selectors import certification_fact, rule_set_in_force
+from rems.services import certification_expire
+
+from .models import DispenseAuthorization, DispenseStatus, Prescription, PrescriptionStatus
+
+# How many recent pregnancy tests a decision reads at most: the lookback window is at most a few weeks, so a
+# history of any length costs the same.
+RECENT_TESTS_LIMIT = 100
+
+
+def _patient_fact(patient):
+    return gates.PatientFact(
+        status=patient.status,
+        status_reason=patient.status_reason,
+        risk_category=patient.risk_category,
+        date_of_birth=patient.date_of_birth,
+        agreement_signed_on=patient.agreement_signed_on,
+        irregular_cycles=patient.irregular_cycles,
+        therapy_started_at=patient.therapy_started_at,
+    )
+
+
+def _recent_tests(patient_id, rule_set, now):
+    if rule_set.parameters is None:
+        return ()
+    since = now - timedelta(days=rule_set.parameters.pregnancy_test_lookback_days)
+    rows = (
+        PregnancyTest.objects.filter(patient_id=patient_id, collected_at__gte=since, collected_at__lte=now)
+        .order_by("-collected_at")
+        .values_list("collected_at", "result", "sensitivity_miu_ml")[:RECENT_TESTS_LIMIT]
+    )
+    return tuple(gates.PregnancyTestFact(collected_at=c, result=r, sensitivity_miu_ml=s) for c, r, s in rows)
+
+
+def _latest_attestation(patient_id, kind):
+    row = (
+        Attestation.objects.filter(patient_id=patient_id, kind=kind)
+        .order_by("-attested_at")
+        .values("attested_at", "methods", "abstinence", "started_on")
+        .first()
+    )
+    if row is None:
+        return None
+    return gates.AttestationFact(
+        kind=kind, attested_at=row["attested_at"], methods=tuple(row["methods"]), abstinence=row["abstinence"],
+        started_on=row["started_on"],
+    )
+
+
+def _patient_history(patient, rule_set, now):
+    reproductive = male = True
+    if rule_set.parameters is not None:
+        reproductive = patient.risk_category in rule_set.parameters.reproductive_potential_categories
+        male = patient.risk_category in rule_set.parameters.male_categories
+    prescriptions = Prescription.objects.filter(patient=patient, program_id=patient.program_id)
+    previous = (
+        prescriptions.exclude(status=PrescriptionStatus.CANCELLED).order_by("-issued_at").values("issued_at").first()
+    )
+    open_rx = (
+        prescriptions.filter(status__in=[PrescriptionStatus.ISSUED, PrescriptionStatus.AUTHORIZED])
+        .values("authorization_number", "expires_at")
+        .first()
+    )
+    last_dispense = (
+        prescriptions.filter(status=PrescriptionStatus.DISPENSED)
+        .order_by("-dispensed_at")
+        .values("dispensed_at", "days_supply")
+        .first()
+    )
+    survey = (
+        PatientSurvey.objects.filter(patient=patient, completed_at__lte=now)
+        .order_by("-completed_at")
+        .values("completed_at")
+        .first()
+    )
+    return gates.PatientHistory(
+        tests=_recent_tests(patient.pk, rule_set, now) if reproductive else (),
+        contraception=_latest_attestation(patient.pk, AttestationKind.CONTRACEPTION) if reproductive else None,
+        male_counseling=_latest_attestation(patient.pk, AttestationKind.MALE_COUNSELING) if male else None,
+        latest_survey=gates.SurveyFact(completed_at=survey["completed_at"]) if survey else None,
+        previous_prescription_issued_at=previous["issued_at"] if previous else None,
+        open_prescription=gates.OpenPrescriptionFact(**open_rx) if open_rx else None,
+        last_dispense=gates.DispenseFact(**last_dispense) if last_dispense else None,
+    )
+
+
+def _new_number(model, field, prefix):
+    # 50 random bits: a collision is astronomically rare, but never silently overwrites.
+    while True:
+        number = authorization_number_new(prefix)
+        if not model.objects.filter(**{field: number}).exists():
+            return number
+
+
+def _checks_json(decision):
+    return [gates.as_dict(c) for c in decision.checks]
+
+
+# --- Prescription authorization -------------------------------------------------------------------------
+def _expire_lapsed_open_prescriptions(*, patient, now):
+    """An open authorization past its validity is expired here, so that a decision never depends on the
+    periodic sweep having run."""
+    lapsed = list(
+        Prescription.objects.filter(
+            patient=patient, status__in=[PrescriptionStatus.ISSUED, PrescriptionStatus.AUTHORIZED], expires_at__lte=now
+        ).values_list("pk", flat=True)
+    )
+    for prescription_id in lapsed:
+        prescription_expire(prescription_id=prescription_id, now=now)
+
+
+@transaction.atomic
+def prescription_authorize(*, actor, patient, ndc, quantity, days_supply, now):
+    """Run the prescriber survey for `patient` and, when every check passes, issue an authorization number.
+    Returns (decision, log entry, prescription or None)."""
+    # One decision per patient at a time: the open-prescription check and the insert cannot interleave.
+    patient = Patient.objects.select_for_update().select_related("program").get(pk=patient.pk)
+    program = patient.program
+    _expire_lapsed_open_prescriptions(patient=patient, now=now)
+    rule_set = rule_set_in_force(program=program, now=now)
+    product = Product.objects.filter(ndc=ndc, program=program).first()
+    facts = gates.PrescriptionFacts(
+        rule_set=rule_set,
+        prescriber_certification=certification_fact(program_id=program.pk, prescriber_id=patient.prescriber_id),
+        patient=_patient_fact(patient),
+        history=_patient_history(patient, rule_set, now),
+        request=gates.PrescriptionRequestFact(
+            ndc=ndc, product_in_program=product is not None, quantity=quantity, days_supply=days_supply
+        ),
+    )
+    decision = gates.prescription_decide(facts=facts, now=now)
+    entry_id = uuid.uuid4()
+    prescription = None
+    if decision.approved:
+        prescription = Prescription.objects.create(
+            authorization_number=_new_number(Prescription, "authorization_number", PRESCRIPTION_PREFIX),
+            patient=patient, prescriber_id=patient.prescriber_id, program=program, product=product,
+            quantity=quantity, days_supply=days_supply, risk_category=patient.risk_category,
+            rule_set=decision.rule_set, status=PrescriptionStatus.ISSUED, issued_at=now,
+            expires_at=decision.expires_at, status_changed_at=now, decision_id=entry_id,
+        )
+    entry = log_entry_write(
+        entry_id=entry_id, actor=actor, action="prescription.authorize", outcome=decision.status,
+        object_type="prescription", object_id=prescription.pk if prescription else "",
+        program=program.slug, patient_id=patient.pk, prescriber_id=patient.prescriber_id,
+        prescription_id=prescription.pk if prescription else None, rule_set=decision.rule_set,
+        checks=_checks_json(decision), facts=gates.facts_for_log(facts), now=now,
+        detail={
+            "ndc": ndc, "quantity": quantity, "days_supply": days_supply,
+            "authorization_number": prescription.authorization_number if prescription else None,
+            "expires_at": decision.expires_at.isoformat() if decision.expires_at else None,
+        },
+    )
+    return decision, entry, prescription
+
+
+class CannotCancel(ActionRefused):
+    pass
+
+
+@transaction.atomic
+def prescription_cancel(*, actor, prescription, reason, now):
+    changed = Prescription.objects.filter(pk=prescription.pk, status=PrescriptionStatus.ISSUED).update(
+        status=PrescriptionStatus.CANCELLED, status_changed_at=now, status_reason=reason
+    )
+    prescription.refresh_from_db()
+    if not changed:
+        extra = " A pharmacy holds a dispense authorization for it; it must be reversed first." if (
+            prescription.status == PrescriptionStatus.AUTHORIZED) else ""
+        raise CannotCancel(f"A {prescription.status} prescription authorization cannot be cancelled.{extra}")
+    log_entry_write(
+        actor=actor, action="prescription.cancel", outcome=PrescriptionStatus.CANCELLED, object_type="prescription",
+        object_id=prescription.pk, program=prescription.program.slug, patient_id=prescription.patient_id,
+        prescriber_id=prescription.prescriber_id, prescription_id=prescription.pk, now=now,
+        detail={"reason": reason},
+    )
+    return prescription
+
+
+def prescription_expire(*, prescription_id, now):
+    """Expire an authorization past its validity; does nothing if it is no longer open or still valid."""
+    changed = Prescription.objects.filter(
+        pk=prescription_id, status__in=[PrescriptionStatus.ISSUED, PrescriptionStatus.AUTHORIZED], expires_at__lte=now
+    ).update(status=PrescriptionStatus.EXPIRED, status_changed_at=now, status_reason="validity ended")
+    if changed:
+        DispenseAuthorization.objects.filter(prescription_id=prescription_id, status=DispenseStatus.APPROVED).update(
+            status=DispenseStatus.EXPIRED, status_changed_at=now, status_reason="prescription authorization expired"
+        )
+        row = Prescription.objects.filter(pk=prescription_id).values(
+            "program__slug", "patient_id", "prescriber_id").get()
+        log_entry_write(
+            actor=None, action="prescription.expire", outcome=PrescriptionStatus.EXPIRED, object_type="prescription",
+            object_id=prescription_id, program=row["program__slug"], patient_id=row["patient_id"],
+            prescriber_id=row["prescriber_id"], prescription_id=prescription_id, now=now,
+        )
+    return changed
+
+
+# --- Dispense authorization -----------------------------------------------------------------------------
+def rda_expire(*, rda_id, now):
+    """Expire an RDA not dispensed within its validity, and free its prescription authorization."""
+    with transaction.atomic():
+        rows = list(
+            DispenseAuthorization.objects.filter(pk=rda_id, status=DispenseStatus.APPROVED, expires_at__lte=now)
+            .select_related("prescription__program")
+        )
+        if not rows:
+            return 0
+        rda = rows[0]
+        changed = DispenseAuthorization.objects.filter(pk=rda_id, status=DispenseStatus.APPROVED).update(
+            status=DispenseStatus.EXPIRED, status_changed_at=now, status_reason="not dispensed in time"
+        )
+        if not changed:
+            return 0
+        Prescription.objects.filter(pk=rda.prescription_id, status=PrescriptionStatus.AUTHORIZED).update(
+            status=PrescriptionStatus.ISSUED, status_changed_at=now
+        )
+        log_entry_write(
+            actor=None, action="dispense_authorization.expire", outcome=DispenseStatus.EXPIRED,
+            object_type="dispense_authorization", object_id=rda.pk, program=rda.prescription.program.slug,
+            patient_id=rda.prescription.patient_id, prescriber_id=rda.prescription.prescriber_id,
+            pharmacy_id=rda.pharmacy_id, prescription_id=rda.prescription_id, now=now,
+            detail={"rda_number": rda.rda_number},
+        )
+        return changed
+
+
+def _release_lapsed_rda(prescription_id, now):
+    lapsed = DispenseAuthorization.objects.filter(
+        prescription_id=prescription_id, status=DispenseStatus.APPROVED, expires_at__lte=now
+    ).values_list("pk", flat=True)
+    for rda_id in list(lapsed):
+        rda_expire(rda_id=rda_id, now=now)
+
+
+def _authorization_fact(prescription):
+    return gates.AuthorizationFact(
+        status=prescription.status, expires_at=prescription.expires_at, ndc=prescription.product.ndc,
+        quantity=prescription.quantity, days_supply=prescription.days_supply,
+    )
+
+
+@transaction.atomic
+def dispense_authorization_request(*, actor, pharmacy, authorization_number, date_of_birth, ndc, quantity, days_supply, now):
+    """Check every gate again for the pharmacy at the counter and, when all pass, approve an RDA.
+    Returns (decision, log entry, RDA or None)."""
+    prescription = (
+        Prescription.objects.select_related("patient", "product", "program")
+        .filter(authorization_number=authorization_number)
+        .first()
+    )
+    request = gates.DispenseRequestFact(date_of_birth=date_of_birth, ndc=ndc, quantity=quantity, days_supply=days_supply)
+    if prescription is None:
+        facts = gates.DispenseFacts(
+            rule_set=None, pharmacy_certification=None, authorization=None, prescriber_certification=None,
+            patient=None, recent_tests=(), request=request,
+        )
+        program = patient = None
+    else:
+        if prescription.status == PrescriptionStatus.AUTHORIZED:
+            _release_lapsed_rda(prescription.pk, now)
+            prescription.refresh_from_db(fields=["status"])
+        program, patient = prescription.program, prescription.patient
+        rule_set = rule_set_in_force(program=program, now=now)
+        reproductive = (
+            rule_set.parameters is not None
+            and patient.risk_category in rule_set.parameters.reproductive_potential_categories
+        )
+        facts = gates.DispenseFacts(
+            rule_set=rule_set,
+            pharmacy_certification=certification_fact(program_id=program.pk, pharmacy_id=pharmacy.pk),
+            authorization=_authorization_fact(prescription),
+            prescriber_certification=certification_fact(program_id=program.pk, prescriber_id=prescription.prescriber_id),
+            patient=_patient_fact(patient),
+            recent_tests=_recent_tests(patient.pk, rule_set, now) if reproductive else (),
+            request=request,
+        )
+    decision = gates.dispense_decide(facts=facts, now=now)
+    entry_id = uuid.uuid4()
+    rda = None
+    if decision.approved:
+        # Only the request that moves the authorization from issued to authorized gets the RDA.
+        taken = Prescription.objects.filter(
+            pk=prescription.pk, status=PrescriptionStatus.ISSUED, expires_at__gt=now
+        ).update(status=PrescriptionStatus.AUTHORIZED, status_changed_at=now)
+        if taken:
+            rda = DispenseAuthorization.objects.create(
+                rda_number=_new_number(DispenseAuthorization, "rda_number", DISPENSE_PREFIX),
+                prescription=prescription, pharmacy=pharmacy, requested_by=actor, product=prescription.product,
+                quantity=quantity, days_supply=days_supply, rule_set=decision.rule_set,
+                status=DispenseStatus.APPROVED, approved_at=now, expires_at=decision.expires_at,
+                status_changed_at=now, decision_id=entry_id,
+            )
+        else:
+            decision = _lost_race(decision)
+    entry = log_entry_write(
+        entry_id=entry_id, actor=actor, action="dispense_authorization.request", outcome=decision.status,
+        object_type="dispense_authorization", object_id=rda.pk if rda else "", program=program.slug if program else "",
+        patient_id=patient.pk if patient else None,
+        prescriber_id=prescription.prescriber_id if prescription else None, pharmacy_id=pharmacy.pk,
+        prescription_id=prescription.pk if prescription else None, rule_set=decision.rule_set,
+        checks=_checks_json(decision), facts=gates.facts_for_log(facts), now=now,
+        detail={
+            "authorization_number": authorization_number, "ndc": ndc, "quantity": quantity,
+            "days_supply": days_supply, "rda_number": rda.rda_number if rda else None,
+            "expires_at": decision.expires_at.isoformat() if decision.expires_at else None,
+        },
+    )
+    return decision, entry, rda
+
+
+def _lost_race(decision):
+    checks = tuple(
+        gates.Check(
+            "AUTHORIZATION_UNUSED", False,
+            "Another dispense authorization was approved for this prescription authorization a moment ago; one "
+            "dispense per authorization.",
+        ) if c.code == "AUTHORIZATION_UNUSED" else c
+        for c in decision.checks
+    )
+    return replace(decision, status=gates.DENIED, checks=checks, expires_at=None)
+
+
+class CannotDispense(ActionRefused):
+    pass
+
+
+@transaction.atomic
+def dispense_confirm(*, actor, rda, counseling_confirmed, medication_guide_provided, now):
+    """Record the dispense: the pharmacist confirms counseling and the Medication Guide. At most one dispense per
+    RDA and per prescription authorization, whatever races."""
+    missing = []
+    if counseling_confirmed is not True:
+        missing.append("counseling was given")
+    if medication_guide_provided is not True:
+        missing.append("the Medication Guide was provided")
+    if missing:
+        raise CannotDispense(f"Before dispensing, confirm that {' and that '.join(missing)}.", status=422,
+                             code="confirmation_required")
+    prescription = rda.prescription
+    # The enrollment is read under a share lock: a positive test recorded at the same moment waits, or wins.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT status FROM rems_patient WHERE id = %s FOR SHARE", [prescription.patient_id])
+        (patient_status,) = cursor.fetchone()
+    if patient_status != Status.ACTIVE:
+        raise CannotDispense(
+            f"The patient's enrollment is {patient_status}; nothing may be dispensed.", status=422,
+            code="patient_not_enrolled",
+        )
+    changed = DispenseAuthorization.objects.filter(
+        pk=rda.pk, status=DispenseStatus.APPROVED, expires_at__gt=now
+    ).update(
+        status=DispenseStatus.DISPENSED, dispensed_at=now, dispensed_by=actor, counseling_confirmed=True,
+        medication_guide_provided=True, status_changed_at=now,
+    )
+    if not changed:
+        rda.refresh_from_db()
+        if rda.status == DispenseStatus.APPROVED:
+            raise CannotDispense("This dispense authorization expired; request a new one.", status=422, code="expired")
+        raise CannotDispense(f"This dispense authorization is {rda.status}; it cannot be dispensed.", code=rda.status)
+    moved = Prescription.objects.filter(pk=prescription.pk, status=PrescriptionStatus.AUTHORIZED).update(
+        status=PrescriptionStatus.DISPENSED, dispensed_at=now, status_changed_at=now
+    )
+    if not moved:  # the authorization was expired or taken meanwhile: undo by refusing, the transaction rolls back
+        raise CannotDispense("The prescription authorization is no longer held by this RDA.", code="conflict")
+    # Therapy starts with the first dispense: the FRP testing interval counts from it.
+    Patient.objects.filter(pk=prescription.patient_id, therapy_started_at__isnull=True).update(therapy_started_at=now)
+    log_entry_write(
+        actor=actor, action="dispense.confirm", outcome=DispenseStatus.DISPENSED, object_type="dispense_authorization",
+        object_id=rda.pk, program=prescription.program.slug, patient_id=prescription.patient_id,
+        prescriber_id=prescription.prescriber_id, pharmacy_id=rda.pharmacy_id, prescription_id=prescription.pk,
+        now=now, detail={"rda_number": rda.rda_number, "quantity": rda.quantity, "ndc": rda.product.ndc,
+                         "counseling_confirmed": True, "medication_guide_provided": True},
+    )
+    rda.refresh_from_db()
+    return rda
+
+
+class CannotReverse(ActionRefused):
+    pass
+
+
+@transaction.atomic
+def dispense_reverse(*, actor, rda, reason, now):
+    """Reverse an RDA (the patient did not pick up, or the claim was reversed). The prescription authorization is
+    freed again if it is still valid and the patient has no newer open one; otherwise it expires."""
+    prescription = rda.prescription
+    Patient.objects.select_for_update().filter(pk=prescription.patient_id).get()
+    was = DispenseAuthorization.objects.filter(pk=rda.pk).values_list("status", flat=True).get()
+    changed = DispenseAuthorization.objects.filter(
+        pk=rda.pk, status__in=[DispenseStatus.APPROVED, DispenseStatus.DISPENSED]
+    ).update(status=DispenseStatus.REVERSED, status_changed_at=now, status_reason=reason)
+    if not changed:
+        raise CannotReverse(f"A {was} dispense authorization cannot be reversed.")
+    other_open = Prescription.objects.filter(
+        patient_id=prescription.patient_id, program_id=prescription.program_id,
+        status__in=[PrescriptionStatus.ISSUED, PrescriptionStatus.AUTHORIZED],
+    ).exclude(pk=prescription.pk).exists()
+    still_valid = prescription.expires_at > now and not other_open
+    Prescription.objects.filter(
+        pk=prescription.pk, status__in=[PrescriptionStatus.AUTHORIZED, PrescriptionStatus.DISPENSED]
+    ).update(
+        status=PrescriptionStatus.ISSUED if still_valid else PrescriptionStatus.EXPIRED, dispensed_at=None,
+        status_changed_at=now, status_reason="" if still_valid else "dispense reversed after the validity ended",
+    )
+    if was == DispenseStatus.DISPENSED:
+        # Therapy started with the first dispense that stands.
+        first = (
+            Prescription.objects.filter(patient_id=prescription.patient_id, status=PrescriptionStatus.DISPENSED)
+            .order_by("dispensed_at").values_list("dispensed_at", flat=True).first()
+        )
+        Patient.objects.filter(pk=prescription.patient_id).update(therapy_started_at=first)
+    log_entry_write(
+        actor=actor, action="dispense_authorization.reverse", outcome=DispenseStatus.REVERSED,
+        object_type="dispense_authorization", object_id=rda.pk, program=prescription.program.slug,
+        patient_id=prescription.patient_id, prescriber_id=prescription.prescriber_id, pharmacy_id=rda.pharmacy_id,
+        prescription_id=prescription.pk, now=now,
+        detail={"rda_number": rda.rda_number, "reason": reason, "was": was,
+                "prescription_status": PrescriptionStatus.ISSUED if still_valid else PrescriptionStatus.EXPIRED},
+    )
+    rda.refresh_from_db()
+    return rda
+
+
+# --- Sweeps ---------------------------------------------------------------------------------------------
+def expire_lapsed(*, now, batch_size=500):
+    """Expire RDAs, prescription authorizations and certifications past their validity, in bounded batches.
+    Rows are locked with SKIP LOCKED so that two sweeps never work on the same row; a rerun finds nothing."""
+    counts = {"dispense_authorizations": 0, "prescriptions": 0, "certifications": 0}
+    while True:
+        with transaction.atomic():
+            ids = list(
+                DispenseAuthorization.objects.select_for_update(skip_locked=True)
+                .filter(status=DispenseStatus.APPROVED, expires_at__lte=now)
+                .values_list("pk", flat=True)[:batch_size]
+            )
+            for rda_id in ids:
+                counts["dispense_authorizations"] += rda_expire(rda_id=rda_id, now=now)
+        if len(ids) < batch_size:
+            break
+    while True:
+        with transaction.atomic():
+            ids = list(
+                Prescription.objects.select_for_update(skip_locked=True)
+                .filter(status__in=[PrescriptionStatus.ISSUED, PrescriptionStatus.AUTHORIZED], expires_at__lte=now)
+                .values_list("pk", flat=True)[:batch_size]
+            )
+            for prescription_id in ids:
+                counts["prescriptions"] += prescription_expire(prescription_id=prescription_id, now=now)
+        if len(ids) < batch_size:
+            break
+    while True:
+        with transaction.atomic():
+            rows = list(
+                Certification.objects.select_for_update(skip_locked=True, of=("self",))
+                .select_related("program")
+                .filter(status__in=[Status.PENDING, Status.ACTIVE, Status.SUSPENDED], expires_at__lte=now)[:batch_size]
+            )
+            for certification in rows:
+                counts["certifications"] += certification_expire(certification=certification, now=now)
+        if len(rows) < batch_size:
+            break
+    return counts
+

@@ -1,0 +1,70 @@
+"""`Idempotency-Key` on POSTs that create a decision or a record.
+
+The key is claimed with `INSERT ... ON CONFLICT DO NOTHING` inside the same transaction as the work, so a
+concurrent repeat waits for the first to commit and then replays its answer; a failed first attempt rolls
+its claim back with everything else.
+"""
+
+import hashlib
+import json
+import re
+
+from django.db import connection, transaction
+from rest_framework.response import Response
+
+from rems.errors import ActionRefused
+from rems.models import IdempotencyRecord
+
+from .problems import InvalidInput
+
+_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+
+class IdempotencyKeyReused(ActionRefused):
+    status = 422
+    code = "idempotency_key_reused"
+
+
+def _request_hash(request):
+    try:
+        body = json.dumps(request.data, sort_keys=True, separators=(",", ":"), default=str)
+    except (TypeError, ValueError):
+        body = repr(request.data)
+    return hashlib.sha256(f"{request.method} {request.path}\n{body}".encode()).hexdigest()
+
+
+def idempotent(request, handle):
+    """Run `handle()` -> Response once per (user, Idempotency-Key); replay the stored answer for a repeat."""
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return handle()
+    if not _KEY.match(key):
+        raise InvalidInput("Idempotency-Key", "An Idempotency-Key is 1 to 255 visible ASCII characters.")
+    request_hash = _request_hash(request)
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                """
+                INSERT INTO rems_idempotencyrecord
+                    (user_id, key, method, path, request_hash, response_status, response_body, created_at)
+                VALUES (%s, %s, %s, %s, %s, 0, 'null'::jsonb, now())
+                ON CONFLICT (user_id, key) DO NOTHING
+                RETURNING id
+                """,
+                [request.user.pk, key, request.method, request.path[:255], request_hash],
+            )
+            claimed = cursor.fetchone()
+        if claimed is None:
+            record = IdempotencyRecord.objects.get(user=request.user, key=key)
+            if record.request_hash != request_hash:
+                raise IdempotencyKeyReused(
+                    "This Idempotency-Key was used for a different request; use a new key for a new request."
+                )
+            response = Response(record.response_body, status=record.response_status)
+            response["Idempotent-Replayed"] = "true"
+            return response
+        response = handle()
+        IdempotencyRecord.objects.filter(pk=claimed[0]).update(
+            response_status=response.status_code, response_body=response.data
+        )
+        return response

@@ -1,0 +1,543 @@
+"""The program's API: prescribers, pharmacies, certifications, patients and their records, programs, the
+compliance log, and health checks. One view per operation, each calling one service."""
+
+import kombu
+from django.conf import settings
+from django.db import connection
+from django.http import JsonResponse
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.response import Response
+
+from rems import services
+from rems.models import (
+    AttestationKind,
+    ContraceptionMethod,
+    Program,
+    RiskCategory,
+    TestResult,
+)
+from rems.selectors import rule_set_in_force
+
+from .access import (
+    ADMIN,
+    PHARMACY_STAFF,
+    PRESCRIBER_OFFICE,
+    READERS,
+    audit_events_for,
+    certifications_for,
+    get_in_scope,
+    patients_for,
+    pharmacies_for,
+    prescribers_for,
+)
+from .base import ApiView, AwareDateTimeField, StrictSerializer
+from .idempotency import idempotent
+from .problems import InvalidInput
+
+
+def _program(slug):
+    program = Program.objects.filter(slug=slug).first()
+    if program is None:
+        raise InvalidInput("program", f"Unknown program {slug!r}.", code="unknown")
+    return program
+
+
+# --- Prescribers and pharmacies -------------------------------------------------------------------------
+class PrescriberOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    npi = serializers.CharField()
+    first_name = serializers.CharField()
+    last_name = serializers.CharField()
+    email = serializers.EmailField()
+    created_at = serializers.DateTimeField()
+
+
+class PrescriberListCreate(ApiView):
+    roles = {"GET": READERS | PRESCRIBER_OFFICE, "POST": ADMIN}
+
+    class Input(StrictSerializer):
+        npi = serializers.CharField(max_length=10)
+        first_name = serializers.CharField(max_length=80)
+        last_name = serializers.CharField(max_length=80)
+        email = serializers.EmailField(max_length=254)
+
+    @extend_schema(responses=PrescriberOut(many=True))
+    def get(self, request):
+        return self.paginated(request, prescribers_for(request.user), PrescriberOut, "-created_at")
+
+    @extend_schema(request=Input, responses={201: PrescriberOut})
+    def post(self, request):
+        def handle():
+            data = self.Input(data=request.data)
+            data.is_valid(raise_exception=True)
+            prescriber = services.prescriber_create(actor=request.user, now=self.now(), **data.validated_data)
+            return Response(PrescriberOut(prescriber).data, status=201)
+
+        return idempotent(request, handle)
+
+
+class PrescriberDetail(ApiView):
+    roles = {"GET": READERS | PRESCRIBER_OFFICE}
+
+    @extend_schema(responses=PrescriberOut)
+    def get(self, request, pk):
+        return Response(PrescriberOut(get_in_scope(prescribers_for(request.user), pk=pk)).data)
+
+
+class PharmacyOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    ncpdp_id = serializers.CharField()
+    npi = serializers.CharField()
+    name = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class PharmacyListCreate(ApiView):
+    roles = {"GET": READERS | PHARMACY_STAFF, "POST": ADMIN}
+
+    class Input(StrictSerializer):
+        ncpdp_id = serializers.CharField(max_length=7)
+        npi = serializers.CharField(max_length=10)
+        name = serializers.CharField(max_length=160)
+
+    @extend_schema(responses=PharmacyOut(many=True))
+    def get(self, request):
+        return self.paginated(request, pharmacies_for(request.user), PharmacyOut, "-created_at")
+
+    @extend_schema(request=Input, responses={201: PharmacyOut})
+    def post(self, request):
+        def handle():
+            data = self.Input(data=request.data)
+            data.is_valid(raise_exception=True)
+            pharmacy = services.pharmacy_create(actor=request.user, now=self.now(), **data.validated_data)
+            return Response(PharmacyOut(pharmacy).data, status=201)
+
+        return idempotent(request, handle)
+
+
+class PharmacyDetail(ApiView):
+    roles = {"GET": READERS | PHARMACY_STAFF}
+
+    @extend_schema(responses=PharmacyOut)
+    def get(self, request, pk):
+        return Response(PharmacyOut(get_in_scope(pharmacies_for(request.user), pk=pk)).data)
+
+
+# --- Certifications -------------------------------------------------------------------------------------
+class CertificationOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    program = serializers.CharField(source="program.slug")
+    prescriber = serializers.UUIDField(source="prescriber_id", allow_null=True)
+    pharmacy = serializers.UUIDField(source="pharmacy_id", allow_null=True)
+    status = serializers.CharField()
+    certified_at = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField()
+    status_changed_at = serializers.DateTimeField()
+    status_reason = serializers.CharField()
+
+
+class _PartyCertifications(ApiView):
+    roles = {"GET": READERS | PRESCRIBER_OFFICE | PHARMACY_STAFF, "POST": ADMIN}
+    party = ""
+
+    class Input(StrictSerializer):
+        program = serializers.CharField(max_length=40)
+
+    def _party(self, request, pk):
+        scoped = prescribers_for(request.user) if self.party == "prescriber" else pharmacies_for(request.user)
+        return get_in_scope(scoped, pk=pk)
+
+    @extend_schema(responses=CertificationOut(many=True))
+    def get(self, request, pk):
+        party = self._party(request, pk)
+        qs = certifications_for(request.user).filter(**{self.party: party})
+        return self.paginated(request, qs, CertificationOut, "-certified_at")
+
+    @extend_schema(request=Input, responses={201: CertificationOut})
+    def post(self, request, pk):
+        party = self._party(request, pk)
+
+        def handle():
+            data = self.Input(data=request.data)
+            data.is_valid(raise_exception=True)
+            certification = services.certification_create(
+                actor=request.user, program=_program(data.validated_data["program"]), now=self.now(),
+                **{self.party: party},
+            )
+            return Response(CertificationOut(certification).data, status=201)
+
+        return idempotent(request, handle)
+
+
+class PrescriberCertifications(_PartyCertifications):
+    party = "prescriber"
+
+
+class PharmacyCertifications(_PartyCertifications):
+    party = "pharmacy"
+
+
+class CertificationDetail(ApiView):
+    roles = {"GET": READERS | PRESCRIBER_OFFICE | PHARMACY_STAFF}
+
+    @extend_schema(responses=CertificationOut)
+    def get(self, request, pk):
+        return Response(CertificationOut(get_in_scope(certifications_for(request.user), pk=pk)).data)
+
+
+class ReasonInput(StrictSerializer):
+    reason = serializers.CharField(max_length=500)
+
+
+class CertificationChangeStatus(ApiView):
+    roles = {"POST": ADMIN}
+    action = ""
+
+    @extend_schema(request=ReasonInput, responses=CertificationOut)
+    def post(self, request, pk):
+        certification = get_in_scope(certifications_for(request.user), pk=pk)
+        data = ReasonInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        certification = services.certification_change_status(
+            actor=request.user, certification=certification, action=self.action,
+            reason=data.validated_data["reason"], now=self.now(),
+        )
+        return Response(CertificationOut(certification).data)
+
+
+# --- Patients -------------------------------------------------------------------------------------------
+class PatientOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    program = serializers.CharField(source="program.slug")
+    prescriber = serializers.UUIDField(source="prescriber_id")
+    first_name = serializers.CharField()
+    last_name = serializers.CharField()
+    date_of_birth = serializers.DateField()
+    risk_category = serializers.CharField()
+    agreement_signed_on = serializers.DateField()
+    irregular_cycles = serializers.BooleanField()
+    status = serializers.CharField()
+    status_reason = serializers.CharField()
+    enrolled_at = serializers.DateTimeField()
+    therapy_started_at = serializers.DateTimeField(allow_null=True)
+
+
+class PatientListCreate(ApiView):
+    roles = {"GET": READERS | PRESCRIBER_OFFICE, "POST": {"prescriber"}}
+
+    class Input(StrictSerializer):
+        program = serializers.CharField(max_length=40)
+        first_name = serializers.CharField(max_length=80)
+        last_name = serializers.CharField(max_length=80)
+        date_of_birth = serializers.DateField()
+        risk_category = serializers.ChoiceField(choices=RiskCategory.values)
+        agreement_signed_on = serializers.DateField()
+        irregular_cycles = serializers.BooleanField(required=False, default=False)
+
+    @extend_schema(
+        responses=PatientOut(many=True),
+        parameters=[OpenApiParameter("status", str), OpenApiParameter("risk_category", str)],
+    )
+    def get(self, request):
+        qs = patients_for(request.user)
+        for name in ("status", "risk_category"):
+            if name in request.query_params:
+                qs = qs.filter(**{name: request.query_params[name][:20]})
+        return self.paginated(request, qs, PatientOut, "-enrolled_at")
+
+    @extend_schema(request=Input, responses={201: PatientOut})
+    def post(self, request):
+        def handle():
+            data = self.Input(data=request.data)
+            data.is_valid(raise_exception=True)
+            values = dict(data.validated_data)
+            patient = services.patient_enroll(
+                actor=request.user, prescriber=request.user.prescriber, program=_program(values.pop("program")),
+                now=self.now(), **values,
+            )
+            return Response(PatientOut(patient).data, status=201)
+
+        return idempotent(request, handle)
+
+
+class PatientDetail(ApiView):
+    roles = {"GET": READERS | PRESCRIBER_OFFICE}
+
+    @extend_schema(responses=PatientOut)
+    def get(self, request, pk):
+        return Response(PatientOut(get_in_scope(patients_for(request.user), pk=pk)).data)
+
+
+class PatientRiskCategory(ApiView):
+    roles = {"POST": {"prescriber"}}
+
+    class Input(StrictSerializer):
+        risk_category = serializers.ChoiceField(choices=RiskCategory.values)
+        agreement_signed_on = serializers.DateField()
+        irregular_cycles = serializers.BooleanField(required=False, allow_null=True, default=None)
+
+    @extend_schema(request=Input, responses=PatientOut)
+    def post(self, request, pk):
+        patient = get_in_scope(patients_for(request.user), pk=pk)
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        patient = services.patient_change_risk_category(
+            actor=request.user, patient=patient, now=self.now(), **data.validated_data
+        )
+        return Response(PatientOut(patient).data)
+
+
+class PatientChangeStatus(ApiView):
+    roles = {"POST": ADMIN}
+    action = ""
+
+    @extend_schema(request=ReasonInput, responses=PatientOut)
+    def post(self, request, pk):
+        patient = get_in_scope(patients_for(request.user), pk=pk)
+        data = ReasonInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        patient = services.patient_change_status(
+            actor=request.user, patient=patient, action=self.action, reason=data.validated_data["reason"],
+            now=self.now(),
+        )
+        return Response(PatientOut(patient).data)
+
+
+class PregnancyTestOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    patient = serializers.UUIDField(source="patient_id")
+    collected_at = serializers.DateTimeField()
+    result = serializers.CharField()
+    sensitivity_miu_ml = serializers.IntegerField()
+    recorded_at = serializers.DateTimeField()
+
+
+class PatientPregnancyTests(ApiView):
+    roles = {"GET": READERS | PRESCRIBER_OFFICE, "POST": PRESCRIBER_OFFICE}
+
+    class Input(StrictSerializer):
+        collected_at = AwareDateTimeField()
+        result = serializers.ChoiceField(choices=TestResult.values)
+        sensitivity_miu_ml = serializers.IntegerField(min_value=1, max_value=10000)
+
+    @extend_schema(responses=PregnancyTestOut(many=True))
+    def get(self, request, pk):
+        patient = get_in_scope(patients_for(request.user), pk=pk)
+        return self.paginated(request, patient.pregnancy_tests.all(), PregnancyTestOut, "-collected_at")
+
+    @extend_schema(request=Input, responses={201: PregnancyTestOut})
+    def post(self, request, pk):
+        patient = get_in_scope(patients_for(request.user), pk=pk)
+
+        def handle():
+            data = self.Input(data=request.data)
+            data.is_valid(raise_exception=True)
+            test = services.pregnancy_test_record(actor=request.user, patient=patient, now=self.now(), **data.validated_data)
+            return Response(PregnancyTestOut(test).data, status=201)
+
+        return idempotent(request, handle)
+
+
+class AttestationOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    patient = serializers.UUIDField(source="patient_id")
+    kind = serializers.CharField()
+    methods = serializers.ListField(child=serializers.CharField())
+    abstinence = serializers.BooleanField()
+    started_on = serializers.DateField(allow_null=True)
+    attested_at = serializers.DateTimeField()
+
+
+class PatientAttestations(ApiView):
+    roles = {"GET": READERS | PRESCRIBER_OFFICE, "POST": PRESCRIBER_OFFICE}
+
+    class Input(StrictSerializer):
+        kind = serializers.ChoiceField(choices=AttestationKind.values)
+        methods = serializers.ListField(
+            child=serializers.ChoiceField(choices=ContraceptionMethod.values), required=False, default=list,
+            max_length=len(ContraceptionMethod.values),
+        )
+        abstinence = serializers.BooleanField(required=False, default=False)
+        started_on = serializers.DateField(required=False, allow_null=True, default=None)
+
+        def validate(self, attrs):
+            if attrs["kind"] == AttestationKind.CONTRACEPTION:
+                if attrs["abstinence"] and attrs["methods"]:
+                    raise serializers.ValidationError(
+                        {"methods": "Give either methods or abstinence, not both."}, code="conflict"
+                    )
+                if not attrs["abstinence"] and not attrs["methods"]:
+                    raise serializers.ValidationError(
+                        {"methods": "Give the contraception methods, or abstinence: true."}, code="required"
+                    )
+                if len(set(attrs["methods"])) != len(attrs["methods"]):
+                    raise serializers.ValidationError({"methods": "A method is listed twice."}, code="duplicate")
+                if attrs["started_on"] is None:
+                    raise serializers.ValidationError(
+                        {"started_on": "Give the date contraception started."}, code="required"
+                    )
+            elif attrs["methods"] or attrs["abstinence"] or attrs["started_on"]:
+                raise serializers.ValidationError(
+                    "A male counseling attestation takes no methods, abstinence or start date.", code="invalid"
+                )
+            return attrs
+
+    @extend_schema(responses=AttestationOut(many=True))
+    def get(self, request, pk):
+        patient = get_in_scope(patients_for(request.user), pk=pk)
+        return self.paginated(request, patient.attestations.all(), AttestationOut, "-attested_at")
+
+    @extend_schema(request=Input, responses={201: AttestationOut})
+    def post(self, request, pk):
+        patient = get_in_scope(patients_for(request.user), pk=pk)
+
+        def handle():
+            data = self.Input(data=request.data)
+            data.is_valid(raise_exception=True)
+            attestation = services.attestation_record(
+                actor=request.user, patient=patient, now=self.now(), **data.validated_data
+            )
+            return Response(AttestationOut(attestation).data, status=201)
+
+        return idempotent(request, handle)
+
+
+class SurveyOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    patient = serializers.UUIDField(source="patient_id")
+    completed_at = serializers.DateTimeField()
+    recorded_at = serializers.DateTimeField()
+
+
+class PatientSurveys(ApiView):
+    roles = {"GET": READERS | PRESCRIBER_OFFICE, "POST": PRESCRIBER_OFFICE | ADMIN}
+
+    class Input(StrictSerializer):
+        completed_at = AwareDateTimeField()
+
+    @extend_schema(responses=SurveyOut(many=True))
+    def get(self, request, pk):
+        patient = get_in_scope(patients_for(request.user), pk=pk)
+        return self.paginated(request, patient.surveys.all(), SurveyOut, "-completed_at")
+
+    @extend_schema(request=Input, responses={201: SurveyOut})
+    def post(self, request, pk):
+        patient = get_in_scope(patients_for(request.user), pk=pk)
+
+        def handle():
+            data = self.Input(data=request.data)
+            data.is_valid(raise_exception=True)
+            survey = services.survey_record(actor=request.user, patient=patient, now=self.now(), **data.validated_data)
+            return Response(SurveyOut(survey).data, status=201)
+
+        return idempotent(request, handle)
+
+
+# --- Programs -------------------------------------------------------------------------------------------
+class ProgramOut(serializers.Serializer):
+    slug = serializers.CharField()
+    name = serializers.CharField()
+    rule_set = serializers.CharField()
+    products = serializers.ListField(child=serializers.DictField())
+
+
+class ProgramList(ApiView):
+    roles = {"GET": READERS | PRESCRIBER_OFFICE | PHARMACY_STAFF}
+
+    @extend_schema(responses=ProgramOut(many=True))
+    def get(self, request):
+        now = self.now()
+        results = []
+        for program in Program.objects.prefetch_related("products").order_by("slug"):
+            results.append({
+                "slug": program.slug,
+                "name": program.name,
+                "rule_set": rule_set_in_force(program=program, now=now).label,
+                "products": [
+                    {"ndc": p.ndc, "name": p.name, "strength_mg": float(p.strength_mg), "package_size": p.package_size}
+                    for p in program.products.order_by("strength_mg")
+                ],
+            })
+        return Response({"results": results, "next": None})
+
+
+# --- Compliance log -------------------------------------------------------------------------------------
+class AuditEventOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    seq = serializers.IntegerField()
+    occurred_at = serializers.DateTimeField()
+    action = serializers.CharField()
+    outcome = serializers.CharField()
+    actor_user_id = serializers.IntegerField(allow_null=True)
+    actor_username = serializers.CharField()
+    actor_role = serializers.CharField()
+    program = serializers.CharField()
+    object_type = serializers.CharField()
+    object_id = serializers.CharField()
+    patient_id = serializers.UUIDField(allow_null=True)
+    prescriber_id = serializers.UUIDField(allow_null=True)
+    pharmacy_id = serializers.UUIDField(allow_null=True)
+    prescription_id = serializers.UUIDField(allow_null=True)
+    rule_set = serializers.CharField()
+    checks = serializers.JSONField()
+    facts = serializers.JSONField()
+    detail = serializers.JSONField()
+    request_id = serializers.CharField()
+
+
+class AuditEventList(ApiView):
+    roles = {"GET": READERS}
+
+    class Filters(StrictSerializer):
+        patient = serializers.UUIDField(required=False)
+        prescriber = serializers.UUIDField(required=False)
+        pharmacy = serializers.UUIDField(required=False)
+        prescription = serializers.UUIDField(required=False)
+        program = serializers.CharField(required=False, max_length=40)
+        action = serializers.CharField(required=False, max_length=60)
+        outcome = serializers.CharField(required=False, max_length=20)
+        occurred_after = AwareDateTimeField(required=False)
+        occurred_before = AwareDateTimeField(required=False)
+        cursor = serializers.CharField(required=False)
+        page_size = serializers.IntegerField(required=False, min_value=1, max_value=200)
+
+    @extend_schema(parameters=[Filters], responses=AuditEventOut(many=True))
+    def get(self, request):
+        filters = self.Filters(data=request.query_params.dict())
+        filters.is_valid(raise_exception=True)
+        qs = audit_events_for(request.user)
+        lookups = {
+            "patient": "patient_id", "prescriber": "prescriber_id", "pharmacy": "pharmacy_id",
+            "prescription": "prescription_id", "program": "program", "action": "action", "outcome": "outcome",
+            "occurred_after": "occurred_at__gte", "occurred_before": "occurred_at__lt",
+        }
+        for name, lookup in lookups.items():
+            if name in filters.validated_data:
+                qs = qs.filter(**{lookup: filters.validated_data[name]})
+        return self.paginated(request, qs, AuditEventOut, "-seq")
+
+
+# --- Health ---------------------------------------------------------------------------------------------
+def healthz(request):
+    return JsonResponse({"status": "ok"})
+
+
+def readyz(request):
+    """Ready when the database answers and the broker accepts a connection; 503 otherwise."""
+    checks = {}
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        checks["database"] = "ok"
+    except Exception as exc:  # noqa: BLE001 - any failure means not ready
+        checks["database"] = f"unavailable: {type(exc).__name__}"
+    try:
+        with kombu.Connection(settings.CELERY_BROKER_URL, transport_options=settings.CELERY_BROKER_TRANSPORT_OPTIONS,
+                              connect_timeout=2) as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
+        checks["broker"] = "ok"
+    except Exception as exc:  # noqa: BLE001
+        checks["broker"] = f"unavailable: {type(exc).__name__}"
+    ready = all(v == "ok" for v in checks.values())
+    return JsonResponse({"status": "ready" if ready else "not ready", "checks": checks}, status=200 if ready else 503)

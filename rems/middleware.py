@@ -1,0 +1,31 @@
+import re
+import uuid
+
+from .audit import request_id_var
+
+_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+class RequestIdMiddleware:
+    """Gives every request an id (the caller's `X-Request-Id` if it is safe to log), recorded in the compliance
+    log and returned in the response. In development mode every response says so."""
+
+    def __init__(self, get_response):
+        from django.conf import settings
+
+        self.get_response = get_response
+        self.development = settings.REMS_ENV == "development"
+
+    def __call__(self, request):
+        given = request.headers.get("X-Request-Id", "")
+        request_id = given if _SAFE_REQUEST_ID.match(given) else uuid.uuid4().hex
+        request.request_id = request_id
+        token = request_id_var.set(request_id)
+        try:
+            response = self.get_response(request)
+        finally:
+            request_id_var.reset(token)
+        response["X-Request-Id"] = request_id
+        if self.development:
+            response["X-REMS-Environment"] = "development"
+        return response

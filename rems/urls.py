@@ -1,0 +1,69 @@
+from django.contrib import admin
+from django.urls import path
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from accounts import api as accounts_api
+from dispensing import api as dispensing_api
+from rems.api import views
+
+handler400 = "rems.api.problems.handler400"
+handler403 = "rems.api.problems.handler403"
+handler404 = "rems.api.problems.handler404"
+handler500 = "rems.api.problems.handler500"
+
+v1 = "api/v1/"
+urlpatterns = [
+    path("healthz", views.healthz, name="healthz"),
+    path("readyz", views.readyz, name="readyz"),
+    path("", RedirectView.as_view(url="/api/v1/docs/", permanent=False)),
+    path("admin/", admin.site.urls),
+    path(f"{v1}schema/", SpectacularAPIView.as_view(), name="schema"),
+    path(f"{v1}docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    # Registry
+    path(f"{v1}programs/", views.ProgramList.as_view(), name="program-list"),
+    path(f"{v1}prescribers/", views.PrescriberListCreate.as_view(), name="prescriber-list"),
+    path(f"{v1}prescribers/<uuid:pk>/", views.PrescriberDetail.as_view(), name="prescriber-detail"),
+    path(f"{v1}prescribers/<uuid:pk>/certifications/", views.PrescriberCertifications.as_view(),
+         name="prescriber-certifications"),
+    path(f"{v1}pharmacies/", views.PharmacyListCreate.as_view(), name="pharmacy-list"),
+    path(f"{v1}pharmacies/<uuid:pk>/", views.PharmacyDetail.as_view(), name="pharmacy-detail"),
+    path(f"{v1}pharmacies/<uuid:pk>/certifications/", views.PharmacyCertifications.as_view(),
+         name="pharmacy-certifications"),
+    path(f"{v1}certifications/<uuid:pk>/", views.CertificationDetail.as_view(), name="certification-detail"),
+    path(f"{v1}certifications/<uuid:pk>/suspend", views.CertificationChangeStatus.as_view(action="suspend"),
+         name="certification-suspend"),
+    path(f"{v1}certifications/<uuid:pk>/reinstate", views.CertificationChangeStatus.as_view(action="reinstate"),
+         name="certification-reinstate"),
+    path(f"{v1}certifications/<uuid:pk>/revoke", views.CertificationChangeStatus.as_view(action="revoke"),
+         name="certification-revoke"),
+    path(f"{v1}users/", accounts_api.UserListCreate.as_view(), name="user-list"),
+    path(f"{v1}users/<int:pk>/keys/", accounts_api.UserKeys.as_view(), name="user-keys"),
+    path(f"{v1}keys/<int:pk>/revoke", accounts_api.ApiKeyRevoke.as_view(), name="key-revoke"),
+    # Patients
+    path(f"{v1}patients/", views.PatientListCreate.as_view(), name="patient-list"),
+    path(f"{v1}patients/<uuid:pk>/", views.PatientDetail.as_view(), name="patient-detail"),
+    path(f"{v1}patients/<uuid:pk>/risk-category", views.PatientRiskCategory.as_view(), name="patient-risk-category"),
+    path(f"{v1}patients/<uuid:pk>/suspend", views.PatientChangeStatus.as_view(action="suspend"),
+         name="patient-suspend"),
+    path(f"{v1}patients/<uuid:pk>/reinstate", views.PatientChangeStatus.as_view(action="reinstate"),
+         name="patient-reinstate"),
+    path(f"{v1}patients/<uuid:pk>/pregnancy-tests/", views.PatientPregnancyTests.as_view(),
+         name="patient-pregnancy-tests"),
+    path(f"{v1}patients/<uuid:pk>/attestations/", views.PatientAttestations.as_view(), name="patient-attestations"),
+    path(f"{v1}patients/<uuid:pk>/surveys/", views.PatientSurveys.as_view(), name="patient-surveys"),
+    # Prescriptions and dispensing
+    path(f"{v1}prescriptions/", dispensing_api.PrescriptionListCreate.as_view(), name="prescription-list"),
+    path(f"{v1}prescriptions/<uuid:pk>/", dispensing_api.PrescriptionDetail.as_view(), name="prescription-detail"),
+    path(f"{v1}prescriptions/<uuid:pk>/cancel", dispensing_api.PrescriptionCancel.as_view(), name="prescription-cancel"),
+    path(f"{v1}dispense-authorizations/", dispensing_api.DispenseAuthorizationListCreate.as_view(),
+         name="rda-list"),
+    path(f"{v1}dispense-authorizations/<str:rda_number>/", dispensing_api.DispenseAuthorizationDetail.as_view(),
+         name="rda-detail"),
+    path(f"{v1}dispense-authorizations/<str:rda_number>/dispense", dispensing_api.DispenseConfirm.as_view(),
+         name="rda-dispense"),
+    path(f"{v1}dispense-authorizations/<str:rda_number>/reverse", dispensing_api.DispenseReverse.as_view(),
+         name="rda-reverse"),
+    # Compliance log
+    path(f"{v1}audit-events/", views.AuditEventList.as_view(), name="audit-event-list"),
+]

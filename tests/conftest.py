@@ -1,0 +1,96 @@
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from accounts.models import Role
+from rems.management.commands.load_program import BUNDLED
+from rems.models import Program
+from rems.services import certification_create, program_load
+
+from .factories import PharmacyFactory, PrescriberFactory, UserFactory, token_for
+
+POMALIDOMIDE_4MG = "59572-0504-21"
+POMALIDOMIDE_3MG = "59572-0503-21"
+
+
+@pytest.fixture
+def program(db):
+    program_load(actor=None, data=json.loads((BUNDLED / "pomalidomide.json").read_text()), now=timezone.now())
+    return Program.objects.get(slug="pomalidomide")
+
+
+class Api:
+    """A JSON client: `api.post(path, body, as_=token)` returns (status, body)."""
+
+    def __init__(self):
+        self.client = Client()
+
+    def _call(self, method, path, body=None, *, as_=None, headers=None, raw=None):
+        kwargs = {"content_type": "application/json"}
+        if as_:
+            kwargs["HTTP_AUTHORIZATION"] = f"Token {as_}"
+        for name, value in (headers or {}).items():
+            kwargs["HTTP_" + name.upper().replace("-", "_")] = value
+        data = raw if raw is not None else (json.dumps(body) if body is not None else None)
+        response = getattr(self.client, method)(path, data=data, **kwargs)
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = response.content
+        self.last = response
+        return response.status_code, payload
+
+    def get(self, path, **kwargs):
+        return self._call("get", path, **kwargs)
+
+    def post(self, path, body=None, **kwargs):
+        return self._call("post", path, body, **kwargs)
+
+
+@pytest.fixture
+def api():
+    return Api()
+
+
+@dataclass
+class Party:
+    prescriber: object
+    pharmacy: object
+    tokens: dict
+    users: dict
+
+
+def make_party(program, now, *, certify=True):
+    prescriber = PrescriberFactory()
+    pharmacy = PharmacyFactory()
+    if certify:
+        certification_create(actor=None, program=program, prescriber=prescriber, now=now)
+        certification_create(actor=None, program=program, pharmacy=pharmacy, now=now)
+    users = {
+        "prescriber": UserFactory(role=Role.PRESCRIBER, prescriber=prescriber),
+        "delegate": UserFactory(role=Role.DELEGATE, prescriber=prescriber),
+        "pharmacist": UserFactory(role=Role.PHARMACIST, pharmacy=pharmacy),
+        "pharmacy_manager": UserFactory(role=Role.PHARMACY_MANAGER, pharmacy=pharmacy),
+    }
+    return Party(prescriber, pharmacy, {k: token_for(u, now) for k, u in users.items()}, users)
+
+
+@pytest.fixture
+def world(program):
+    """Two certified prescriber offices and pharmacies (ours and theirs), an administrator and an auditor."""
+    now = timezone.now() - timedelta(days=60)  # certified long enough ago for any back-dated record
+    ours, theirs = make_party(program, now), make_party(program, now)
+    admin = UserFactory(role=Role.ADMIN)
+    auditor = UserFactory(role=Role.AUDITOR)
+    return {
+        "ours": ours,
+        "theirs": theirs,
+        "admin": token_for(admin, now),
+        "auditor": token_for(auditor, now),
+        "admin_user": admin,
+        "auditor_user": auditor,
+    }
