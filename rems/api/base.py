@@ -4,6 +4,7 @@ from django.utils import timezone
 from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 from rest_framework.permissions import IsAuthenticated
+from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from rems import gates
@@ -21,7 +22,7 @@ class ApiView(APIView):
         return timezone.now()
 
     def paginated(self, request, queryset, serializer_class, ordering):
-        paginator = self.pagination_class()
+        paginator = api_settings.DEFAULT_PAGINATION_CLASS()
         paginator.ordering = ordering
         page = paginator.paginate_queryset(queryset, request, view=self)
         return paginator.get_paginated_response(serializer_class(page, many=True).data)
