@@ -9,7 +9,7 @@ import uuid
 from dataclasses import replace
 from datetime import timedelta
 
-from django.db import connection, transaction
+from django.db import transaction
 
 from rems import gates
 from rems.audit import log_entry_write
@@ -79,8 +79,12 @@ def _patient_history(patient, rule_set, now):
         .values("authorization_number", "expires_at")
         .first()
     )
+    # The supply actually dispensed, which may be less than the prescription allowed.
     last_dispense = (
-        prescriptions.filter(status=PrescriptionStatus.DISPENSED)
+        DispenseAuthorization.objects.filter(
+            prescription__patient=patient, prescription__program_id=patient.program_id,
+            status=DispenseStatus.DISPENSED,
+        )
         .order_by("-dispensed_at")
         .values("dispensed_at", "days_supply")
         .first()
@@ -215,9 +219,23 @@ def prescription_expire(*, prescription_id, now):
 
 
 # --- Dispense authorization -----------------------------------------------------------------------------
+def _lock_patient(patient_id):
+    return Patient.objects.select_for_update().filter(pk=patient_id).values_list("status", flat=True).get()
+
+
+def _lock_prescription(prescription_id):
+    return Prescription.objects.select_for_update().filter(pk=prescription_id).values_list("status", flat=True).get()
+
+
 def rda_expire(*, rda_id, now):
     """Expire an RDA not dispensed within its validity, and free its prescription authorization."""
     with transaction.atomic():
+        prescription_id = (
+            DispenseAuthorization.objects.filter(pk=rda_id).values_list("prescription_id", flat=True).first()
+        )
+        if prescription_id is None:
+            return 0
+        _lock_prescription(prescription_id)
         rows = list(
             DispenseAuthorization.objects.filter(pk=rda_id, status=DispenseStatus.APPROVED, expires_at__lte=now)
             .select_related("prescription__program")
@@ -247,14 +265,14 @@ def _release_lapsed_rda(prescription_id, now):
     lapsed = DispenseAuthorization.objects.filter(
         prescription_id=prescription_id, status=DispenseStatus.APPROVED, expires_at__lte=now
     ).values_list("pk", flat=True)
-    for rda_id in list(lapsed):
-        rda_expire(rda_id=rda_id, now=now)
+    return sum(rda_expire(rda_id=rda_id, now=now) for rda_id in list(lapsed))
 
 
 def _authorization_fact(prescription):
     return gates.AuthorizationFact(
         status=prescription.status, expires_at=prescription.expires_at, ndc=prescription.product.ndc,
         quantity=prescription.quantity, days_supply=prescription.days_supply,
+        risk_category=prescription.risk_category,
     )
 
 
@@ -331,8 +349,8 @@ def _lost_race(decision):
     checks = tuple(
         gates.Check(
             "AUTHORIZATION_UNUSED", False,
-            "Another dispense authorization was approved for this prescription authorization a moment ago; one "
-            "dispense per authorization.",
+            "Another request took this prescription authorization a moment ago (a dispense authorization or a "
+            "cancellation); one dispense per authorization.",
         ) if c.code == "AUTHORIZATION_UNUSED" else c
         for c in decision.checks
     )
@@ -356,10 +374,10 @@ def dispense_confirm(*, actor, rda, counseling_confirmed, medication_guide_provi
         raise CannotDispense(f"Before dispensing, confirm that {' and that '.join(missing)}.", status=422,
                              code="confirmation_required")
     prescription = rda.prescription
-    # The enrollment is read under a share lock: a positive test recorded at the same moment waits, or wins.
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT status FROM rems_patient WHERE id = %s FOR SHARE", [prescription.patient_id])
-        (patient_status,) = cursor.fetchone()
+    # Rows are locked in one order everywhere (patient, prescription, RDA), so concurrent requests wait and
+    # never deadlock. A positive test recorded at the same moment either waits for this dispense or blocks it.
+    patient_status = _lock_patient(prescription.patient_id)
+    _lock_prescription(prescription.pk)
     if patient_status != Status.ACTIVE:
         raise CannotDispense(
             f"The patient's enrollment is {patient_status}; nothing may be dispensed.", status=422,
@@ -403,7 +421,8 @@ def dispense_reverse(*, actor, rda, reason, now):
     """Reverse an RDA (the patient did not pick up, or the claim was reversed). The prescription authorization is
     freed again if it is still valid and the patient has no newer open one; otherwise it expires."""
     prescription = rda.prescription
-    Patient.objects.select_for_update().filter(pk=prescription.patient_id).get()
+    _lock_patient(prescription.patient_id)
+    _lock_prescription(prescription.pk)
     was = DispenseAuthorization.objects.filter(pk=rda.pk).values_list("status", flat=True).get()
     changed = DispenseAuthorization.objects.filter(
         pk=rda.pk, status__in=[DispenseStatus.APPROVED, DispenseStatus.DISPENSED]
@@ -447,13 +466,17 @@ def expire_lapsed(*, now, batch_size=500):
     counts = {"dispense_authorizations": 0, "prescriptions": 0, "certifications": 0}
     while True:
         with transaction.atomic():
+            # Prescriptions are locked before their RDAs, as everywhere else.
             ids = list(
-                DispenseAuthorization.objects.select_for_update(skip_locked=True)
-                .filter(status=DispenseStatus.APPROVED, expires_at__lte=now)
+                Prescription.objects.select_for_update(skip_locked=True, of=("self",))
+                .filter(
+                    dispense_authorizations__status=DispenseStatus.APPROVED,
+                    dispense_authorizations__expires_at__lte=now,
+                )
                 .values_list("pk", flat=True)[:batch_size]
             )
-            for rda_id in ids:
-                counts["dispense_authorizations"] += rda_expire(rda_id=rda_id, now=now)
+            for prescription_id in ids:
+                counts["dispense_authorizations"] += _release_lapsed_rda(prescription_id, now)
         if len(ids) < batch_size:
             break
     while True:

@@ -148,6 +148,7 @@ class AuthorizationFact:
     ndc: str
     quantity: int
     days_supply: int
+    risk_category: str  # the patient's risk category when the authorization was issued
 
 
 @dataclass(frozen=True)
@@ -644,6 +645,18 @@ def dispense_decide(*, facts: DispenseFacts, now: datetime) -> Decision:
     checks += _check_dispense_request(authorization, facts.request)
     checks.append(check_certified("PRESCRIBER_CERTIFIED", "prescriber", facts.prescriber_certification, now))
     checks.append(check_patient_enrolled(facts.patient))
+    checks += check_risk_category(facts.patient, params, now.date())
+    if facts.patient.risk_category == authorization.risk_category:
+        checks.append(Check(
+            "RISK_CATEGORY_UNCHANGED", True, f"The patient's risk category is still {authorization.risk_category}.",
+        ))
+    else:
+        # What was attested and tested for the prescription was for the old category.
+        checks.append(Check(
+            "RISK_CATEGORY_UNCHANGED", False,
+            f"The authorization was issued for {authorization.risk_category}, but the patient is now "
+            f"{facts.patient.risk_category}; the prescriber must obtain a new authorization.",
+        ))
     if facts.patient.risk_category in params.reproductive_potential_categories:
         checks.append(check_no_positive_test(facts.recent_tests, params))
     # The RDA is valid 24 hours, and never beyond the authorization it draws on.

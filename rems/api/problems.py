@@ -4,6 +4,7 @@
 import logging
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import DatabaseError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -65,6 +66,12 @@ class InvalidInput(exceptions.ValidationError):
 
 
 def exception_handler(exc, context):
+    if isinstance(exc, DatabaseError):
+        # Fail closed: the transaction was rolled back, nothing was approved or recorded.
+        logger.warning("database error answered with 503: %s", type(exc).__name__)
+        body = problem(503, "The service could not complete this request just now; nothing was approved or "
+                            "recorded. Try again.")
+        return Response(body, status=503, content_type=PROBLEM_CONTENT_TYPE, headers={"Retry-After": "1"})
     if isinstance(exc, Http404):
         exc = exceptions.NotFound("Not found.")
     elif isinstance(exc, DjangoPermissionDenied):

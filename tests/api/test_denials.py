@@ -361,3 +361,17 @@ def test_a_second_dispense_of_one_rda_is_refused(api, world):
     status, body = confirm_dispense(api, ours.tokens["pharmacist"], rda["rda_number"])
 
     assert status == 409 and "dispensed" in body["detail"]
+
+
+def test_a_risk_category_changed_after_the_authorization_blocks_the_dispense(api, world):
+    ours = world["ours"]
+    patient_id, number = approved_authorization(api, ours, "FNRP_ADULT")
+    status, _ = api.post(f"/api/v1/patients/{patient_id}/risk-category",
+                         {"risk_category": "FRP_ADULT", "agreement_signed_on": str(timezone.now().date())},
+                         as_=ours.tokens["prescriber"])
+    assert status == 200
+
+    status, decision = request_rda(api, ours.tokens["pharmacist"], number)
+
+    assert_refused(status, decision, "RISK_CATEGORY_UNCHANGED")
+    assert_nothing_dispensed(number)

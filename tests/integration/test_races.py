@@ -1,0 +1,80 @@
+"""However many requests race, the database lets through at most one RDA per authorization and at most one
+dispense per RDA. Real threads, real PostgreSQL connections, committed transactions."""
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from django.db import connection
+
+from dispensing.models import DispenseAuthorization, Prescription
+from rems.models import ComplianceLogEntry
+from tests.api.flows import enroll, prescribe, request_rda
+from tests.conftest import Api
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+RACERS = 50
+
+
+def _race(call):
+    barrier = threading.Barrier(RACERS)
+
+    def one(_):
+        try:
+            barrier.wait(timeout=30)
+            return call(Api())
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=RACERS) as pool:
+        return list(pool.map(one, range(RACERS)))
+
+
+def test_50_concurrent_dispense_requests_give_exactly_one_approval(world):
+    ours = world["ours"]
+    setup = Api()
+    patient_id = enroll(setup, ours.tokens["prescriber"], risk_category="FNRP_ADULT")
+    _, decision = prescribe(setup, ours.tokens["prescriber"], patient_id)
+    number = decision["authorization_number"]
+
+    results = _race(lambda api: request_rda(api, ours.tokens["pharmacist"], number))
+
+    statuses = sorted(status for status, _ in results)
+    assert statuses.count(201) == 1, statuses
+    assert statuses.count(422) == RACERS - 1, statuses
+    for status, body in results:
+        if status == 422:
+            assert "AUTHORIZATION_UNUSED" in {c["code"] for c in body["checks"] if not c["passed"]}
+    assert DispenseAuthorization.objects.filter(prescription__authorization_number=number).count() == 1
+    assert ComplianceLogEntry.objects.filter(action="dispense_authorization.request").count() == RACERS
+
+
+def test_50_concurrent_dispense_confirmations_record_exactly_one_dispense(world):
+    ours = world["ours"]
+    setup = Api()
+    patient_id = enroll(setup, ours.tokens["prescriber"], risk_category="FNRP_ADULT")
+    _, decision = prescribe(setup, ours.tokens["prescriber"], patient_id)
+    _, rda = request_rda(setup, ours.tokens["pharmacist"], decision["authorization_number"])
+    path = f"/api/v1/dispense-authorizations/{rda['rda_number']}/dispense"
+    body = {"counseling_confirmed": True, "medication_guide_provided": True}
+
+    results = _race(lambda api: api.post(path, body, as_=ours.tokens["pharmacist"]))
+
+    statuses = sorted(status for status, _ in results)
+    assert statuses.count(200) == 1, statuses
+    assert statuses.count(409) == RACERS - 1, statuses
+    assert ComplianceLogEntry.objects.filter(action="dispense.confirm").count() == 1
+    assert Prescription.objects.get(authorization_number=decision["authorization_number"]).status == "dispensed"
+
+
+def test_concurrent_prescription_requests_for_one_patient_issue_one_authorization(world):
+    ours = world["ours"]
+    setup = Api()
+    patient_id = enroll(setup, ours.tokens["prescriber"], risk_category="FNRP_ADULT")
+
+    results = _race(lambda api: prescribe(api, ours.tokens["prescriber"], patient_id))
+
+    statuses = sorted(status for status, _ in results)
+    assert statuses.count(201) == 1, statuses
+    assert Prescription.objects.filter(patient_id=patient_id).count() == 1
