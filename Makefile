@@ -13,5 +13,5 @@ lock:  ## re-resolve requirements.lock from pyproject.toml (hashes for every fil
 
 check:  ## Django's system checks, including the production deployment checks
 	REMS_ENV=development .venv/bin/python manage.py check
-	REMS_ENV=production SECRET_KEY=$$(python3 -c 'print("k"*64)') ALLOWED_HOSTS=rems.example.org \
+	REMS_ENV=production SECRET_KEY=$$(python3 -c 'import secrets; print(secrets.token_urlsafe(50))') ALLOWED_HOSTS=rems.example.org \
 		.venv/bin/python manage.py check --deploy --fail-level WARNING

@@ -47,7 +47,7 @@ def _party(model, pk, field):
 class UserListCreate(ApiView):
     roles = {"GET": ADMIN, "POST": ADMIN}
 
-    class Input(StrictSerializer):
+    class UserListCreateInput(StrictSerializer):
         username = serializers.RegexField(r"^[\w.@+-]{3,150}$", max_length=150)
         role = serializers.ChoiceField(choices=Role.values)
         prescriber = serializers.UUIDField(required=False, allow_null=True, default=None)
@@ -58,10 +58,10 @@ class UserListCreate(ApiView):
     def get(self, request):
         return self.paginated(request, User.objects.all(), UserOut, "-date_joined")
 
-    @extend_schema(request=Input, responses={201: UserOut})
+    @extend_schema(request=UserListCreateInput, responses={201: UserOut})
     def post(self, request):
         def handle():
-            data = self.Input(data=request.data)
+            data = self.UserListCreateInput(data=request.data)
             data.is_valid(raise_exception=True)
             values = data.validated_data
             now = self.now()
@@ -81,7 +81,7 @@ class UserKeys(ApiView):
 
     roles = {"GET": ADMIN, "POST": ADMIN}
 
-    class Input(StrictSerializer):
+    class UserKeysInput(StrictSerializer):
         label = serializers.CharField(required=False, default="", max_length=100)
 
     @extend_schema(responses=ApiKeyOut(many=True))
@@ -89,12 +89,12 @@ class UserKeys(ApiView):
         user = get_in_scope(User.objects.all(), pk=pk)
         return self.paginated(request, user.api_keys.all(), ApiKeyOut, "-created_at")
 
-    @extend_schema(request=Input, responses={201: ApiKeyOut})
+    @extend_schema(request=UserKeysInput, responses={201: ApiKeyOut})
     def post(self, request, pk):
         user = get_in_scope(User.objects.all(), pk=pk)
 
         def handle():
-            data = self.Input(data=request.data)
+            data = self.UserKeysInput(data=request.data)
             data.is_valid(raise_exception=True)
             api_key, token = services.api_key_issue(
                 actor=request.user, user=user, label=data.validated_data["label"], now=self.now()

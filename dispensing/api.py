@@ -84,7 +84,7 @@ class PrescriptionOut(serializers.Serializer):
 class PrescriptionListCreate(ApiView):
     roles = {"GET": READERS | PRESCRIBER_OFFICE, "POST": {"prescriber"}}
 
-    class Input(StrictSerializer):
+    class PrescriptionListCreateInput(StrictSerializer):
         patient = serializers.UUIDField()
         ndc = NdcField()
         quantity = serializers.IntegerField(min_value=1, max_value=100000)
@@ -104,7 +104,7 @@ class PrescriptionListCreate(ApiView):
         return self.paginated(request, qs, PrescriptionOut, "-issued_at")
 
     @extend_schema(
-        request=Input,
+        request=PrescriptionListCreateInput,
         responses={
             201: decision_schema("PrescriptionDecision", authorization_number=serializers.CharField(allow_null=True),
                                  prescription_id=serializers.UUIDField(allow_null=True),
@@ -114,7 +114,7 @@ class PrescriptionListCreate(ApiView):
     )
     def post(self, request):
         def handle():
-            data = self.Input(data=request.data)
+            data = self.PrescriptionListCreateInput(data=request.data)
             data.is_valid(raise_exception=True)
             values = data.validated_data
             patient = get_in_scope(patients_for(request.user), pk=values["patient"])
@@ -186,7 +186,7 @@ class DispenseAuthorizationOut(serializers.Serializer):
 class DispenseAuthorizationListCreate(ApiView):
     roles = {"GET": READERS | PHARMACY_STAFF, "POST": PHARMACY_STAFF}
 
-    class Input(StrictSerializer):
+    class DispenseAuthorizationListCreateInput(StrictSerializer):
         authorization_number = AuthorizationNumberField(prefix=PRESCRIPTION_PREFIX, kind="prescription authorization")
         patient_date_of_birth = serializers.DateField()
         ndc = NdcField()
@@ -201,7 +201,7 @@ class DispenseAuthorizationListCreate(ApiView):
         return self.paginated(request, qs, DispenseAuthorizationOut, "-approved_at")
 
     @extend_schema(
-        request=Input,
+        request=DispenseAuthorizationListCreateInput,
         responses={
             201: decision_schema("DispenseDecision", rda_number=serializers.CharField(allow_null=True),
                                  authorization_number=serializers.CharField()),
@@ -210,7 +210,7 @@ class DispenseAuthorizationListCreate(ApiView):
     )
     def post(self, request):
         def handle():
-            data = self.Input(data=request.data)
+            data = self.DispenseAuthorizationListCreateInput(data=request.data)
             data.is_valid(raise_exception=True)
             values = data.validated_data
             decision, entry, rda = services.dispense_authorization_request(
@@ -243,16 +243,16 @@ class DispenseAuthorizationDetail(ApiView):
 class DispenseConfirm(ApiView):
     roles = {"POST": PHARMACY_STAFF}
 
-    class Input(StrictSerializer):
+    class DispenseConfirmInput(StrictSerializer):
         counseling_confirmed = serializers.BooleanField()
         medication_guide_provided = serializers.BooleanField()
 
-    @extend_schema(request=Input, responses=DispenseAuthorizationOut)
+    @extend_schema(request=DispenseConfirmInput, responses=DispenseAuthorizationOut)
     def post(self, request, rda_number):
         rda = _rda_in_scope(request, rda_number)
 
         def handle():
-            data = self.Input(data=request.data)
+            data = self.DispenseConfirmInput(data=request.data)
             data.is_valid(raise_exception=True)
             confirmed = services.dispense_confirm(actor=request.user, rda=rda, now=self.now(), **data.validated_data)
             return Response(DispenseAuthorizationOut(confirmed).data)

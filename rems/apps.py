@@ -12,5 +12,5 @@ class RemsConfig(AppConfig):
     def ready(self):
         if settings.REMS_ENV == "development":
             logging.getLogger("rems").warning(
-                "DEVELOPMENT MODE (REMS_ENV=development): debug on, development secret key; never use with real data."
+                "DEVELOPMENT MODE (REMS_ENV=development): development secret key, local hosts only; never use with real data."
             )

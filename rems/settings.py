@@ -216,13 +216,6 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
-    "APPEND_COMPONENTS": {
-        "securitySchemes": {
-            "TokenAuth": {"type": "apiKey", "in": "header", "name": "Authorization",
-                          "description": "`Token <key>`"}
-        }
-    },
-    "SECURITY": [{"TokenAuth": []}],
 }
 
 # --- Logging --------------------------------------------------------------------------------------------

@@ -56,7 +56,7 @@ class PrescriberOut(serializers.Serializer):
 class PrescriberListCreate(ApiView):
     roles = {"GET": READERS | PRESCRIBER_OFFICE, "POST": ADMIN}
 
-    class Input(StrictSerializer):
+    class PrescriberListCreateInput(StrictSerializer):
         npi = serializers.CharField(max_length=10)
         first_name = serializers.CharField(max_length=80)
         last_name = serializers.CharField(max_length=80)
@@ -66,10 +66,10 @@ class PrescriberListCreate(ApiView):
     def get(self, request):
         return self.paginated(request, prescribers_for(request.user), PrescriberOut, "-created_at")
 
-    @extend_schema(request=Input, responses={201: PrescriberOut})
+    @extend_schema(request=PrescriberListCreateInput, responses={201: PrescriberOut})
     def post(self, request):
         def handle():
-            data = self.Input(data=request.data)
+            data = self.PrescriberListCreateInput(data=request.data)
             data.is_valid(raise_exception=True)
             prescriber = services.prescriber_create(actor=request.user, now=self.now(), **data.validated_data)
             return Response(PrescriberOut(prescriber).data, status=201)
@@ -96,7 +96,7 @@ class PharmacyOut(serializers.Serializer):
 class PharmacyListCreate(ApiView):
     roles = {"GET": READERS | PHARMACY_STAFF, "POST": ADMIN}
 
-    class Input(StrictSerializer):
+    class PharmacyListCreateInput(StrictSerializer):
         ncpdp_id = serializers.CharField(max_length=7)
         npi = serializers.CharField(max_length=10)
         name = serializers.CharField(max_length=160)
@@ -105,10 +105,10 @@ class PharmacyListCreate(ApiView):
     def get(self, request):
         return self.paginated(request, pharmacies_for(request.user), PharmacyOut, "-created_at")
 
-    @extend_schema(request=Input, responses={201: PharmacyOut})
+    @extend_schema(request=PharmacyListCreateInput, responses={201: PharmacyOut})
     def post(self, request):
         def handle():
-            data = self.Input(data=request.data)
+            data = self.PharmacyListCreateInput(data=request.data)
             data.is_valid(raise_exception=True)
             pharmacy = services.pharmacy_create(actor=request.user, now=self.now(), **data.validated_data)
             return Response(PharmacyOut(pharmacy).data, status=201)
@@ -141,7 +141,7 @@ class _PartyCertifications(ApiView):
     roles = {"GET": READERS | PRESCRIBER_OFFICE | PHARMACY_STAFF, "POST": ADMIN}
     party = ""
 
-    class Input(StrictSerializer):
+    class PartyCertificationsInput(StrictSerializer):
         program = serializers.CharField(max_length=40)
 
     def _party(self, request, pk):
@@ -154,12 +154,12 @@ class _PartyCertifications(ApiView):
         qs = certifications_for(request.user).filter(**{self.party: party})
         return self.paginated(request, qs, CertificationOut, "-certified_at")
 
-    @extend_schema(request=Input, responses={201: CertificationOut})
+    @extend_schema(request=PartyCertificationsInput, responses={201: CertificationOut})
     def post(self, request, pk):
         party = self._party(request, pk)
 
         def handle():
-            data = self.Input(data=request.data)
+            data = self.PartyCertificationsInput(data=request.data)
             data.is_valid(raise_exception=True)
             certification = services.certification_create(
                 actor=request.user, program=_program(data.validated_data["program"]), now=self.now(),
@@ -226,7 +226,7 @@ class PatientOut(serializers.Serializer):
 class PatientListCreate(ApiView):
     roles = {"GET": READERS | PRESCRIBER_OFFICE, "POST": {"prescriber"}}
 
-    class Input(StrictSerializer):
+    class PatientListCreateInput(StrictSerializer):
         program = serializers.CharField(max_length=40)
         first_name = serializers.CharField(max_length=80)
         last_name = serializers.CharField(max_length=80)
@@ -246,10 +246,10 @@ class PatientListCreate(ApiView):
                 qs = qs.filter(**{name: request.query_params[name][:20]})
         return self.paginated(request, qs, PatientOut, "-enrolled_at")
 
-    @extend_schema(request=Input, responses={201: PatientOut})
+    @extend_schema(request=PatientListCreateInput, responses={201: PatientOut})
     def post(self, request):
         def handle():
-            data = self.Input(data=request.data)
+            data = self.PatientListCreateInput(data=request.data)
             data.is_valid(raise_exception=True)
             values = dict(data.validated_data)
             patient = services.patient_enroll(
@@ -272,15 +272,15 @@ class PatientDetail(ApiView):
 class PatientRiskCategory(ApiView):
     roles = {"POST": {"prescriber"}}
 
-    class Input(StrictSerializer):
+    class PatientRiskCategoryInput(StrictSerializer):
         risk_category = serializers.ChoiceField(choices=RiskCategory.values)
         agreement_signed_on = serializers.DateField()
         irregular_cycles = serializers.BooleanField(required=False, allow_null=True, default=None)
 
-    @extend_schema(request=Input, responses=PatientOut)
+    @extend_schema(request=PatientRiskCategoryInput, responses=PatientOut)
     def post(self, request, pk):
         patient = get_in_scope(patients_for(request.user), pk=pk)
-        data = self.Input(data=request.data)
+        data = self.PatientRiskCategoryInput(data=request.data)
         data.is_valid(raise_exception=True)
         patient = services.patient_change_risk_category(
             actor=request.user, patient=patient, now=self.now(), **data.validated_data
@@ -316,7 +316,7 @@ class PregnancyTestOut(serializers.Serializer):
 class PatientPregnancyTests(ApiView):
     roles = {"GET": READERS | PRESCRIBER_OFFICE, "POST": PRESCRIBER_OFFICE}
 
-    class Input(StrictSerializer):
+    class PatientPregnancyTestsInput(StrictSerializer):
         collected_at = AwareDateTimeField()
         result = serializers.ChoiceField(choices=TestResult.values)
         sensitivity_miu_ml = serializers.IntegerField(min_value=1, max_value=10000)
@@ -326,12 +326,12 @@ class PatientPregnancyTests(ApiView):
         patient = get_in_scope(patients_for(request.user), pk=pk)
         return self.paginated(request, patient.pregnancy_tests.all(), PregnancyTestOut, "-collected_at")
 
-    @extend_schema(request=Input, responses={201: PregnancyTestOut})
+    @extend_schema(request=PatientPregnancyTestsInput, responses={201: PregnancyTestOut})
     def post(self, request, pk):
         patient = get_in_scope(patients_for(request.user), pk=pk)
 
         def handle():
-            data = self.Input(data=request.data)
+            data = self.PatientPregnancyTestsInput(data=request.data)
             data.is_valid(raise_exception=True)
             test = services.pregnancy_test_record(actor=request.user, patient=patient, now=self.now(), **data.validated_data)
             return Response(PregnancyTestOut(test).data, status=201)
@@ -352,7 +352,7 @@ class AttestationOut(serializers.Serializer):
 class PatientAttestations(ApiView):
     roles = {"GET": READERS | PRESCRIBER_OFFICE, "POST": PRESCRIBER_OFFICE}
 
-    class Input(StrictSerializer):
+    class PatientAttestationsInput(StrictSerializer):
         kind = serializers.ChoiceField(choices=AttestationKind.values)
         methods = serializers.ListField(
             child=serializers.ChoiceField(choices=ContraceptionMethod.values), required=False, default=list,
@@ -388,12 +388,12 @@ class PatientAttestations(ApiView):
         patient = get_in_scope(patients_for(request.user), pk=pk)
         return self.paginated(request, patient.attestations.all(), AttestationOut, "-attested_at")
 
-    @extend_schema(request=Input, responses={201: AttestationOut})
+    @extend_schema(request=PatientAttestationsInput, responses={201: AttestationOut})
     def post(self, request, pk):
         patient = get_in_scope(patients_for(request.user), pk=pk)
 
         def handle():
-            data = self.Input(data=request.data)
+            data = self.PatientAttestationsInput(data=request.data)
             data.is_valid(raise_exception=True)
             attestation = services.attestation_record(
                 actor=request.user, patient=patient, now=self.now(), **data.validated_data
@@ -413,7 +413,7 @@ class SurveyOut(serializers.Serializer):
 class PatientSurveys(ApiView):
     roles = {"GET": READERS | PRESCRIBER_OFFICE, "POST": PRESCRIBER_OFFICE | ADMIN}
 
-    class Input(StrictSerializer):
+    class PatientSurveysInput(StrictSerializer):
         completed_at = AwareDateTimeField()
 
     @extend_schema(responses=SurveyOut(many=True))
@@ -421,12 +421,12 @@ class PatientSurveys(ApiView):
         patient = get_in_scope(patients_for(request.user), pk=pk)
         return self.paginated(request, patient.surveys.all(), SurveyOut, "-completed_at")
 
-    @extend_schema(request=Input, responses={201: SurveyOut})
+    @extend_schema(request=PatientSurveysInput, responses={201: SurveyOut})
     def post(self, request, pk):
         patient = get_in_scope(patients_for(request.user), pk=pk)
 
         def handle():
-            data = self.Input(data=request.data)
+            data = self.PatientSurveysInput(data=request.data)
             data.is_valid(raise_exception=True)
             survey = services.survey_record(actor=request.user, patient=patient, now=self.now(), **data.validated_data)
             return Response(SurveyOut(survey).data, status=201)
@@ -489,7 +489,7 @@ class AuditEventOut(serializers.Serializer):
 class AuditEventList(ApiView):
     roles = {"GET": READERS}
 
-    class Filters(StrictSerializer):
+    class AuditEventListFilters(StrictSerializer):
         patient = serializers.UUIDField(required=False)
         prescriber = serializers.UUIDField(required=False)
         pharmacy = serializers.UUIDField(required=False)
@@ -502,9 +502,9 @@ class AuditEventList(ApiView):
         cursor = serializers.CharField(required=False)
         page_size = serializers.IntegerField(required=False, min_value=1, max_value=200)
 
-    @extend_schema(parameters=[Filters], responses=AuditEventOut(many=True))
+    @extend_schema(parameters=[AuditEventListFilters], responses=AuditEventOut(many=True))
     def get(self, request):
-        filters = self.Filters(data=request.query_params.dict())
+        filters = self.AuditEventListFilters(data=request.query_params.dict())
         filters.is_valid(raise_exception=True)
         qs = audit_events_for(request.user)
         lookups = {
