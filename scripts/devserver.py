@@ -104,6 +104,9 @@ def main():
                 (LOCAL / "broker" / folder).mkdir(parents=True, exist_ok=True)
         manage("migrate", "--noinput", "-v", "0", env=env)
         seed = json.loads(manage("seed_demo", "--json", env=env, capture=True))
+        keys_file = LOCAL / "demo-keys.json"
+        keys_file.touch(mode=0o600)
+        keys_file.write_text(json.dumps(seed, indent=2))
         host = env.get("HOST", "127.0.0.1")
         port = env.get("PORT", "8000")
         base = f"http://{host}:{port}"
@@ -131,6 +134,7 @@ def main():
             say(f"  product NDC {product['ndc']} ({product['strength_mg']} mg)")
         for role, token in seed["tokens"].items():
             say(f"  demo {role:<10} key: {token}")
+        say(f"(the keys are also in {keys_file}; `python scripts/smoke.py {base}` walks the main flows)")
         say(f'try:  curl -H "Authorization: Token {seed["tokens"]["prescriber"]}" {base}/api/v1/patients/')
         say("Ctrl-C stops everything")
         while True:
