@@ -283,7 +283,7 @@ def pregnancy_test_record(*, actor, patient, collected_at, result, sensitivity_m
         raise CannotRecord("Pregnancy tests are not recorded for a male patient.", code="not_applicable")
     if collected_at.date() < patient.date_of_birth:
         raise CannotRecord("The collection time is before the patient's birth.", code="invalid")
-    # Serialises with dispense confirmations, which read the enrollment under a share lock.
+    # Serialises with dispense confirmations, which lock the same patient row first.
     patient = Patient.objects.select_for_update().get(pk=patient.pk)
     test = PregnancyTest.objects.create(
         patient=patient, collected_at=collected_at, result=result, sensitivity_miu_ml=sensitivity_miu_ml,
