@@ -27,7 +27,7 @@ def _luhn_check_digit(payload: str) -> int:
 def npi_parse(text: str) -> str:
     """An NPI is 10 digits whose last is a Luhn check digit over the prefix 80840 and the first 9."""
     value = (text or "").strip()
-    if not re.fullmatch(r"\d{10}", value):
+    if not re.fullmatch(r"[0-9]{10}", value):
         raise MalformedIdentifier("An NPI is exactly 10 digits.")
     if value[0] not in "12":
         raise MalformedIdentifier("An NPI starts with 1 or 2.")
@@ -50,7 +50,7 @@ def ncpdp_check_digit(first_six: str) -> int:
 
 def ncpdp_parse(text: str) -> str:
     value = (text or "").strip()
-    if not re.fullmatch(r"\d{7}", value):
+    if not re.fullmatch(r"[0-9]{7}", value):
         raise MalformedIdentifier("An NCPDP provider ID is exactly 7 digits.")
     if ncpdp_check_digit(value[:6]) != int(value[6]):
         raise MalformedIdentifier("This NCPDP provider ID's check digit does not match; check for a typing error.")
@@ -71,9 +71,9 @@ def ndc_parse(text: str) -> str:
     A 10-digit NDC is only unambiguous with its hyphens (4-4-2, 5-3-2 or 5-4-1); 11 digits may come bare.
     """
     value = (text or "").strip()
-    if re.fullmatch(r"\d{11}", value):
+    if re.fullmatch(r"[0-9]{11}", value):
         return f"{value[:5]}-{value[5:9]}-{value[9:]}"
-    match = re.fullmatch(r"(\d+)-(\d+)-(\d+)", value)
+    match = re.fullmatch(r"([0-9]+)-([0-9]+)-([0-9]+)", value)
     if not match:
         raise MalformedIdentifier(
             "An NDC is 11 digits, or 10 digits written with hyphens (4-4-2, 5-3-2 or 5-4-1)."
