@@ -109,6 +109,13 @@ DATABASES["default"].setdefault("OPTIONS", {})
 # A decision that cannot reach the database in time is refused, not left hanging.
 DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", 5)
 DATABASES["default"]["TEST"] = {"NAME": os.environ.get("TEST_DATABASE_NAME", "test_rems")}
+# DATABASE_ROLE: the role the application acts as once connected (SET ROLE), e.g. rems_app, which may only read
+# and append the compliance log. Migrations run without it, as the tables' owner.
+DATABASE_ROLE = os.environ.get("DATABASE_ROLE", "").strip()
+if DATABASE_ROLE:
+    if not DATABASE_ROLE.replace("_", "").isalnum():
+        raise ImproperlyConfigured("DATABASE_ROLE must be a plain role name.")
+    DATABASES["default"]["OPTIONS"]["options"] = f"-c role={DATABASE_ROLE}"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

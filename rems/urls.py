@@ -5,7 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts import api as accounts_api
 from dispensing import api as dispensing_api
-from rems.api import views
+from rems.api import audit_views, views
 
 handler400 = "rems.api.problems.handler400"
 handler403 = "rems.api.problems.handler403"
@@ -64,6 +64,13 @@ urlpatterns = [
          name="rda-dispense"),
     path(f"{v1}dispense-authorizations/<str:rda_number>/reverse", dispensing_api.DispenseReverse.as_view(),
          name="rda-reverse"),
-    # Compliance log
-    path(f"{v1}audit-events/", views.AuditEventList.as_view(), name="audit-event-list"),
+    path(f"{v1}prescriptions/<uuid:pk>/history", audit_views.PrescriptionHistory.as_view(),
+         name="prescription-history"),
+    # Compliance log and reports
+    path(f"{v1}audit-events/", audit_views.AuditEventList.as_view(), name="audit-event-list"),
+    path(f"{v1}audit-events/export.csv", audit_views.AuditEventExport.as_view(kind="csv"), name="audit-export-csv"),
+    path(f"{v1}audit-events/export.jsonl", audit_views.AuditEventExport.as_view(kind="jsonl"),
+         name="audit-export-jsonl"),
+    path(f"{v1}audit-events/verify", audit_views.AuditVerify.as_view(), name="audit-verify"),
+    path(f"{v1}reports/", audit_views.Reports.as_view(), name="reports"),
 ]

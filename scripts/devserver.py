@@ -107,19 +107,23 @@ def main():
         keys_file = LOCAL / "demo-keys.json"
         keys_file.touch(mode=0o600)
         keys_file.write_text(json.dumps(seed, indent=2))
+        # The processes that serve act as the application role: they may read and append the compliance log,
+        # never change it. Migrations and the demo seed above ran as the owner. With your own DATABASE_URL, set
+        # DATABASE_ROLE to do the same.
+        app_env = {**env, "DATABASE_ROLE": env.get("DATABASE_ROLE") or ("rems_app" if server is not None else "")}
         host = env.get("HOST", "127.0.0.1")
         port = env.get("PORT", "8000")
         base = f"http://{host}:{port}"
         celery = [PYTHON, "-m", "celery", "-A", "rems"]
         children.append(subprocess.Popen(
-            [PYTHON, str(ROOT / "manage.py"), "runserver", f"{host}:{port}", "--noreload"], env=env, cwd=ROOT
+            [PYTHON, str(ROOT / "manage.py"), "runserver", f"{host}:{port}", "--noreload"], env=app_env, cwd=ROOT
         ))
         children.append(subprocess.Popen(
-            [*celery, "worker", "--loglevel", "INFO", "--concurrency", "2", "-Q", "celery"], env=env, cwd=ROOT
+            [*celery, "worker", "--loglevel", "INFO", "--concurrency", "2", "-Q", "celery"], env=app_env, cwd=ROOT
         ))
         children.append(subprocess.Popen(
             [*celery, "beat", "--loglevel", "INFO", "--schedule", str(LOCAL / "celerybeat-schedule")],
-            env=env, cwd=ROOT,
+            env=app_env, cwd=ROOT,
         ))
         if not wait_until_up(f"{base}/healthz"):
             say("the API did not come up; see the messages above")

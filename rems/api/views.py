@@ -24,7 +24,6 @@ from .access import (
     PHARMACY_STAFF,
     PRESCRIBER_OFFICE,
     READERS,
-    audit_events_for,
     certifications_for,
     get_in_scope,
     patients_for,
@@ -460,62 +459,6 @@ class ProgramList(ApiView):
                 ],
             })
         return Response({"results": results, "next": None})
-
-
-# --- Compliance log -------------------------------------------------------------------------------------
-class AuditEventOut(serializers.Serializer):
-    id = serializers.UUIDField()
-    seq = serializers.IntegerField()
-    occurred_at = serializers.DateTimeField()
-    action = serializers.CharField()
-    outcome = serializers.CharField()
-    actor_user_id = serializers.IntegerField(allow_null=True)
-    actor_username = serializers.CharField()
-    actor_role = serializers.CharField()
-    program = serializers.CharField()
-    object_type = serializers.CharField()
-    object_id = serializers.CharField()
-    patient_id = serializers.UUIDField(allow_null=True)
-    prescriber_id = serializers.UUIDField(allow_null=True)
-    pharmacy_id = serializers.UUIDField(allow_null=True)
-    prescription_id = serializers.UUIDField(allow_null=True)
-    rule_set = serializers.CharField()
-    checks = serializers.JSONField()
-    facts = serializers.JSONField()
-    detail = serializers.JSONField()
-    request_id = serializers.CharField()
-
-
-class AuditEventList(ApiView):
-    roles = {"GET": READERS}
-
-    class AuditEventListFilters(StrictSerializer):
-        patient = serializers.UUIDField(required=False)
-        prescriber = serializers.UUIDField(required=False)
-        pharmacy = serializers.UUIDField(required=False)
-        prescription = serializers.UUIDField(required=False)
-        program = serializers.CharField(required=False, max_length=40)
-        action = serializers.CharField(required=False, max_length=60)
-        outcome = serializers.CharField(required=False, max_length=20)
-        occurred_after = AwareDateTimeField(required=False)
-        occurred_before = AwareDateTimeField(required=False)
-        cursor = serializers.CharField(required=False)
-        page_size = serializers.IntegerField(required=False, min_value=1, max_value=200)
-
-    @extend_schema(parameters=[AuditEventListFilters], responses=AuditEventOut(many=True))
-    def get(self, request):
-        filters = self.AuditEventListFilters(data=request.query_params.dict())
-        filters.is_valid(raise_exception=True)
-        qs = audit_events_for(request.user)
-        lookups = {
-            "patient": "patient_id", "prescriber": "prescriber_id", "pharmacy": "pharmacy_id",
-            "prescription": "prescription_id", "program": "program", "action": "action", "outcome": "outcome",
-            "occurred_after": "occurred_at__gte", "occurred_before": "occurred_at__lt",
-        }
-        for name, lookup in lookups.items():
-            if name in filters.validated_data:
-                qs = qs.filter(**{lookup: filters.validated_data[name]})
-        return self.paginated(request, qs, AuditEventOut, "-seq")
 
 
 # --- Health ---------------------------------------------------------------------------------------------

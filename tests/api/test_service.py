@@ -36,7 +36,8 @@ def _list_routes():
     routes = []
     for pattern in get_resolver().url_patterns:
         route = str(pattern.pattern)
-        if route.startswith("api/v1/") and "<" not in route and not route.endswith(("schema/", "docs/")):
+        if (route.startswith("api/v1/") and "<" not in route and route.endswith("/")
+                and not route.endswith(("schema/", "docs/", "reports/"))):
             routes.append("/" + route)
     return routes
 

@@ -1,0 +1,151 @@
+"""The SQL that makes the compliance log append-only and tamper-evident. Applied by migrations only.
+
+- `rems_log_content_v1(entry)`: the hash of an entry's content, from a canonical text (jsonb's own text form of
+  an array of the fields; the time as microseconds since the epoch, so no session setting changes it).
+- `rems_log_append()`: BEFORE INSERT. Whatever the inserter gave, it sets the content hash, picks the chain of
+  the inserting transaction (txid modulo the number of chains, so one transaction holds one chain head and two
+  transactions never wait on each other in opposite orders), advances that chain's head and links the entry:
+  entry_hash = sha256(previous entry_hash || content_hash). SECURITY DEFINER: the application's role has no
+  right on the chain heads.
+- `rems_log_refuse()`: refuses UPDATE, DELETE and TRUNCATE for everyone. The table owner may TRUNCATE only in a
+  session that set `rems.allow_log_truncate = on` (used to reset test databases); the application's role has
+  no TRUNCATE right at all.
+- The role `rems_app`: what the application runs as. It may read and write the application's tables, but only
+  SELECT and INSERT the compliance log.
+"""
+
+CHAINS = 16
+GENESIS = "0" * 64
+
+CONTENT_FUNCTION = """
+CREATE OR REPLACE FUNCTION rems_log_content_v1(e rems_compliancelogentry) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT encode(sha256(convert_to(jsonb_build_array(
+    e.id, (extract(epoch FROM e.occurred_at) * 1000000)::bigint, e.action, e.outcome,
+    e.actor_user_id, e.actor_username, e.actor_role, e.actor_prescriber_id, e.actor_pharmacy_id,
+    e.program, e.object_type, e.object_id, e.patient_id, e.prescriber_id, e.pharmacy_id, e.prescription_id,
+    e.rule_set, e.checks, e.facts, e.detail, e.request_id
+  )::text, 'UTF8')), 'hex')
+$$;
+"""
+
+LINK_FUNCTION = """
+CREATE OR REPLACE FUNCTION rems_log_link(previous text, content text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT encode(sha256(convert_to(previous || content, 'UTF8')), 'hex')
+$$;
+"""
+
+APPEND_FUNCTION = f"""
+CREATE OR REPLACE FUNCTION rems_log_append() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+  target smallint := (txid_current() % {CHAINS})::smallint;
+  head record;
+BEGIN
+  NEW.content_hash := rems_log_content_v1(NEW);
+  UPDATE rems_logchainhead
+     SET last_index = last_index + 1, last_hash = rems_log_link(last_hash, NEW.content_hash)
+   WHERE chain = target
+  RETURNING chain, last_index, last_hash INTO head;
+  IF NOT FOUND THEN
+    INSERT INTO rems_logchainhead (chain, last_index, last_hash) VALUES (target, 0, '{GENESIS}')
+    ON CONFLICT (chain) DO NOTHING;
+    UPDATE rems_logchainhead
+       SET last_index = last_index + 1, last_hash = rems_log_link(last_hash, NEW.content_hash)
+     WHERE chain = target
+    RETURNING chain, last_index, last_hash INTO head;
+  END IF;
+  NEW.chain := head.chain;
+  NEW.chain_index := head.last_index;
+  NEW.entry_hash := head.last_hash;
+  RETURN NEW;
+END
+$$;
+"""
+
+REFUSE_FUNCTION = """
+CREATE OR REPLACE FUNCTION rems_log_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'TRUNCATE'
+     AND current_setting('rems.allow_log_truncate', true) = 'on'
+     AND current_user = (SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = TG_RELID) THEN
+    RETURN NULL;
+  END IF;
+  RAISE EXCEPTION 'the compliance log is append-only: % is not allowed', TG_OP
+    USING ERRCODE = 'insufficient_privilege';
+END
+$$;
+"""
+
+TRIGGERS = """
+DROP TRIGGER IF EXISTS rems_log_append ON rems_compliancelogentry;
+CREATE TRIGGER rems_log_append BEFORE INSERT ON rems_compliancelogentry
+  FOR EACH ROW EXECUTE FUNCTION rems_log_append();
+DROP TRIGGER IF EXISTS rems_log_refuse_change ON rems_compliancelogentry;
+CREATE TRIGGER rems_log_refuse_change BEFORE UPDATE OR DELETE ON rems_compliancelogentry
+  FOR EACH ROW EXECUTE FUNCTION rems_log_refuse();
+DROP TRIGGER IF EXISTS rems_log_refuse_truncate ON rems_compliancelogentry;
+CREATE TRIGGER rems_log_refuse_truncate BEFORE TRUNCATE ON rems_compliancelogentry
+  FOR EACH STATEMENT EXECUTE FUNCTION rems_log_refuse();
+"""
+
+DROP = """
+DROP TRIGGER IF EXISTS rems_log_append ON rems_compliancelogentry;
+DROP TRIGGER IF EXISTS rems_log_refuse_change ON rems_compliancelogentry;
+DROP TRIGGER IF EXISTS rems_log_refuse_truncate ON rems_compliancelogentry;
+DROP FUNCTION IF EXISTS rems_log_append();
+DROP FUNCTION IF EXISTS rems_log_refuse();
+DROP FUNCTION IF EXISTS rems_log_content_v1(rems_compliancelogentry);
+DROP FUNCTION IF EXISTS rems_log_link(text, text);
+"""
+
+# Entries written before the chain existed are linked, in order, into chain 0.
+BACKFILL = f"""
+DO $$
+DECLARE
+  e rems_compliancelogentry;
+  n bigint := 0;
+  previous text := '{GENESIS}';
+  content text;
+BEGIN
+  FOR e IN SELECT * FROM rems_compliancelogentry ORDER BY seq LOOP
+    n := n + 1;
+    content := rems_log_content_v1(e);
+    previous := rems_log_link(previous, content);
+    UPDATE rems_compliancelogentry SET chain = 0, chain_index = n, content_hash = content, entry_hash = previous
+     WHERE seq = e.seq;
+  END LOOP;
+  IF n > 0 THEN
+    INSERT INTO rems_logchainhead (chain, last_index, last_hash) VALUES (0, n, previous);
+  END IF;
+END
+$$;
+"""
+
+APP_ROLE = "rems_app"
+
+# The role is created where the migrating user may create roles; elsewhere a database administrator creates it
+# (see docs/operations.md) and the grants below are skipped with a notice.
+GRANTS = f"""
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN
+    IF (SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user) THEN
+      CREATE ROLE {APP_ROLE} LOGIN;
+    ELSE
+      RAISE NOTICE 'role {APP_ROLE} does not exist and % may not create it: grants skipped', current_user;
+      RETURN;
+    END IF;
+  END IF;
+  EXECUTE format('GRANT CONNECT ON DATABASE %I TO {APP_ROLE}', current_database());
+  GRANT USAGE ON SCHEMA public TO {APP_ROLE};
+  GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {APP_ROLE};
+  GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {APP_ROLE};
+  ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {APP_ROLE};
+  ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO {APP_ROLE};
+  REVOKE UPDATE, DELETE, TRUNCATE ON rems_compliancelogentry FROM {APP_ROLE};
+  REVOKE ALL ON rems_logchainhead FROM {APP_ROLE};
+END
+$$;
+"""
