@@ -73,7 +73,7 @@ class UserListCreate(ApiView):
             api_key, token = services.api_key_issue(actor=request.user, user=user, now=now)
             return Response({**UserOut(user).data, "token": token, "key": ApiKeyOut(api_key).data}, status=201)
 
-        return idempotent(request, handle)
+        return idempotent(request, handle, secret_fields=("token",))
 
 
 class UserKeys(ApiView):
@@ -101,7 +101,7 @@ class UserKeys(ApiView):
             )
             return Response({**ApiKeyOut(api_key).data, "token": token}, status=201)
 
-        return idempotent(request, handle)
+        return idempotent(request, handle, secret_fields=("token",))
 
 
 class ApiKeyRevoke(ApiView):

@@ -20,6 +20,7 @@ from rems.api.base import (
     ApiView,
     NdcField,
     StrictSerializer,
+    choice_param,
     decision_body,
     decision_schema,
     decision_status,
@@ -35,6 +36,7 @@ from rems.identifiers import (
 )
 
 from . import services
+from .models import DispenseStatus, PrescriptionStatus
 
 
 def _parse_number(value, *, prefix, kind, field):
@@ -99,8 +101,9 @@ class PrescriptionListCreate(ApiView):
         if "patient" in request.query_params:
             patient = get_in_scope(patients_for(request.user), pk=_uuid(request.query_params["patient"], "patient"))
             qs = qs.filter(patient=patient)
-        if "status" in request.query_params:
-            qs = qs.filter(status=request.query_params["status"][:20])
+        status = choice_param(request, "status", PrescriptionStatus.values)
+        if status is not None:
+            qs = qs.filter(status=status)
         return self.paginated(request, qs, PrescriptionOut, "-issued_at")
 
     @extend_schema(
@@ -196,8 +199,9 @@ class DispenseAuthorizationListCreate(ApiView):
     @extend_schema(responses=DispenseAuthorizationOut(many=True), parameters=[OpenApiParameter("status", str)])
     def get(self, request):
         qs = dispense_authorizations_for(request.user)
-        if "status" in request.query_params:
-            qs = qs.filter(status=request.query_params["status"][:20])
+        status = choice_param(request, "status", DispenseStatus.values)
+        if status is not None:
+            qs = qs.filter(status=status)
         return self.paginated(request, qs, DispenseAuthorizationOut, "-approved_at")
 
     @extend_schema(

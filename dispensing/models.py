@@ -105,6 +105,10 @@ class DispenseAuthorization(models.Model):
                 condition=Q(status__in=[DispenseStatus.APPROVED, DispenseStatus.DISPENSED]),
                 name="rda_one_live_per_prescription",
             ),
+            # One dispense per prescription authorization, ever: a reversed dispense keeps its dispensed_at.
+            models.UniqueConstraint(
+                fields=["prescription"], condition=Q(dispensed_at__isnull=False), name="rda_one_dispense_per_prescription"
+            ),
             models.CheckConstraint(
                 condition=~Q(status=DispenseStatus.DISPENSED)
                 | (Q(dispensed_at__isnull=False) & Q(counseling_confirmed=True) & Q(medication_guide_provided=True)),

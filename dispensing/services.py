@@ -15,7 +15,7 @@ from rems import gates
 from rems.audit import log_entry_write
 from rems.errors import ActionRefused
 from rems.identifiers import DISPENSE_PREFIX, PRESCRIPTION_PREFIX, authorization_number_new
-from rems.models import Attestation, AttestationKind, Certification, Patient, PatientSurvey, PregnancyTest, Product, Status
+from rems.models import Attestation, AttestationKind, Certification, IdempotencyRecord, Patient, PatientSurvey, PregnancyTest, Product, Status
 from rems.selectors import certification_fact, rule_set_in_force
 from rems.services import certification_expire
 
@@ -24,6 +24,7 @@ from .models import DispenseAuthorization, DispenseStatus, Prescription, Prescri
 # How many recent pregnancy tests a decision reads at most: the lookback window is at most a few weeks, so a
 # history of any length costs the same.
 RECENT_TESTS_LIMIT = 100
+IDEMPOTENCY_RETENTION = timedelta(hours=24)
 
 
 def _patient_fact(patient):
@@ -418,8 +419,12 @@ class CannotReverse(ActionRefused):
 
 @transaction.atomic
 def dispense_reverse(*, actor, rda, reason, now):
-    """Reverse an RDA (the patient did not pick up, or the claim was reversed). The prescription authorization is
-    freed again if it is still valid and the patient has no newer open one; otherwise it expires."""
+    """Reverse an RDA.
+
+    Before the dispense (the patient did not pick up): the prescription authorization is freed again if it is
+    still valid, otherwise it expires. After the dispense (a returned or reversed claim): the authorization is
+    cancelled, never reopened, so that one authorization can never be dispensed twice; a new supply needs a new
+    prescription authorization."""
     prescription = rda.prescription
     _lock_patient(prescription.patient_id)
     _lock_prescription(prescription.pk)
@@ -429,17 +434,15 @@ def dispense_reverse(*, actor, rda, reason, now):
     ).update(status=DispenseStatus.REVERSED, status_changed_at=now, status_reason=reason)
     if not changed:
         raise CannotReverse(f"A {was} dispense authorization cannot be reversed.")
-    other_open = Prescription.objects.filter(
-        patient_id=prescription.patient_id, program_id=prescription.program_id,
-        status__in=[PrescriptionStatus.ISSUED, PrescriptionStatus.AUTHORIZED],
-    ).exclude(pk=prescription.pk).exists()
-    still_valid = prescription.expires_at > now and not other_open
+    if was == DispenseStatus.DISPENSED:
+        outcome, why = PrescriptionStatus.CANCELLED, "dispense reversed: a new authorization is needed"
+    elif prescription.expires_at > now:
+        outcome, why = PrescriptionStatus.ISSUED, ""
+    else:
+        outcome, why = PrescriptionStatus.EXPIRED, "dispense authorization reversed after the validity ended"
     Prescription.objects.filter(
         pk=prescription.pk, status__in=[PrescriptionStatus.AUTHORIZED, PrescriptionStatus.DISPENSED]
-    ).update(
-        status=PrescriptionStatus.ISSUED if still_valid else PrescriptionStatus.EXPIRED, dispensed_at=None,
-        status_changed_at=now, status_reason="" if still_valid else "dispense reversed after the validity ended",
-    )
+    ).update(status=outcome, dispensed_at=None, status_changed_at=now, status_reason=why)
     if was == DispenseStatus.DISPENSED:
         # Therapy started with the first dispense that stands.
         first = (
@@ -452,8 +455,7 @@ def dispense_reverse(*, actor, rda, reason, now):
         object_type="dispense_authorization", object_id=rda.pk, program=prescription.program.slug,
         patient_id=prescription.patient_id, prescriber_id=prescription.prescriber_id, pharmacy_id=rda.pharmacy_id,
         prescription_id=prescription.pk, now=now,
-        detail={"rda_number": rda.rda_number, "reason": reason, "was": was,
-                "prescription_status": PrescriptionStatus.ISSUED if still_valid else PrescriptionStatus.EXPIRED},
+        detail={"rda_number": rda.rda_number, "reason": reason, "was": was, "prescription_status": outcome},
     )
     rda.refresh_from_db()
     return rda
@@ -463,7 +465,7 @@ def dispense_reverse(*, actor, rda, reason, now):
 def expire_lapsed(*, now, batch_size=500):
     """Expire RDAs, prescription authorizations and certifications past their validity, in bounded batches.
     Rows are locked with SKIP LOCKED so that two sweeps never work on the same row; a rerun finds nothing."""
-    counts = {"dispense_authorizations": 0, "prescriptions": 0, "certifications": 0}
+    counts = {"dispense_authorizations": 0, "prescriptions": 0, "certifications": 0, "idempotency_records": 0}
     while True:
         with transaction.atomic():
             # Prescriptions are locked before their RDAs, as everywhere else.
@@ -500,6 +502,16 @@ def expire_lapsed(*, now, batch_size=500):
             for certification in rows:
                 counts["certifications"] += certification_expire(certification=certification, now=now)
         if len(rows) < batch_size:
+            break
+    # Stored answers for Idempotency-Key repeats are kept for a day: enough for any retry, and no longer
+    # than needed, since they hold what was answered (names and dates of birth included).
+    while True:
+        ids = list(
+            IdempotencyRecord.objects.filter(created_at__lt=now - IDEMPOTENCY_RETENTION)
+            .values_list("pk", flat=True)[:batch_size]
+        )
+        counts["idempotency_records"] += IdempotencyRecord.objects.filter(pk__in=ids).delete()[0]
+        if len(ids) < batch_size:
             break
     return counts
 

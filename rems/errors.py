@@ -12,3 +12,5 @@ class ActionRefused(Exception):
             self.code = code
         if status:
             self.status = status
+        elif code == "invalid":
+            self.status = 400  # invalid input, found by a service rather than a serializer

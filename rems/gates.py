@@ -590,7 +590,7 @@ def _check_authorization(authorization, now):
     return checks
 
 
-def _check_dispense_request(authorization, request):
+def _check_dispense_request(authorization, request, params):
     checks = []
     if request.ndc == authorization.ndc:
         checks.append(Check("PRODUCT_MATCH", True, f"NDC {request.ndc} is the authorized product."))
@@ -603,6 +603,16 @@ def _check_dispense_request(authorization, request):
     else:
         checks.append(Check(
             "QUANTITY_MATCH", False, f"Quantity {request.quantity} is more than the authorized {authorization.quantity}.",
+        ))
+    # The supply stated must fit the quantity, since the next fill counts from it.
+    limit = request.days_supply * params.max_units_per_day
+    if request.quantity <= limit:
+        checks.append(Check("QUANTITY_LIMIT", True, f"Quantity {request.quantity} fits {request.days_supply} days of supply."))
+    else:
+        checks.append(Check(
+            "QUANTITY_LIMIT", False,
+            f"Quantity {request.quantity} is more than {limit} ({params.max_units_per_day} a day for "
+            f"{request.days_supply} days); state the days of supply the quantity lasts.",
         ))
     if 1 <= request.days_supply <= authorization.days_supply:
         checks.append(Check(
@@ -641,8 +651,12 @@ def dispense_decide(*, facts: DispenseFacts, now: datetime) -> Decision:
             "PATIENT_DOB_MATCH", False,
             "The date of birth does not match the patient's on this authorization; check the patient's identity.",
         ))
+    if not all(c.passed for c in checks):
+        # A pharmacy that is not certified, or does not know the patient's date of birth, learns nothing more
+        # about the patient than that.
+        return _decide(checks, facts.rule_set.label)
     checks += _check_authorization(authorization, now)
-    checks += _check_dispense_request(authorization, facts.request)
+    checks += _check_dispense_request(authorization, facts.request, params)
     checks.append(check_certified("PRESCRIBER_CERTIFIED", "prescriber", facts.prescriber_certification, now))
     checks.append(check_patient_enrolled(facts.patient))
     checks += check_risk_category(facts.patient, params, now.date())

@@ -132,5 +132,5 @@ def authorization_number_parse(text: str, *, prefix: str, kind: str) -> str:
 
 
 def authorization_number_display(number: str) -> str:
-    """How a number is printed for people: P7K3M-9QX2T-C (the hyphens are optional when typed)."""
+    """How a number is printed for people, in groups: PPJ5E-C61EP-52 (the hyphens are optional when typed)."""
     return f"{number[:5]}-{number[5:10]}-{number[10:]}" if len(number) == NUMBER_LENGTH else number

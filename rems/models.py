@@ -11,6 +11,7 @@ from django.contrib.postgres.indexes import GinIndex
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Lower
 
 
 class Program(models.Model):
@@ -167,6 +168,12 @@ class Patient(models.Model):
             models.CheckConstraint(condition=Q(status__in=Status.values), name="patient_status_valid"),
             models.CheckConstraint(
                 condition=Q(risk_category__in=RiskCategory.values), name="patient_risk_category_valid"
+            ),
+            # One live enrollment per person and program: enrolling the same person twice would get round the
+            # one-open-prescription and next-fill rules.
+            models.UniqueConstraint(
+                Lower("last_name"), Lower("first_name"), "date_of_birth", "program",
+                condition=Q(status__in=LIVE_STATUSES), name="patient_one_live_enrollment",
             ),
         ]
         indexes = [models.Index(fields=["prescriber", "enrolled_at"])]

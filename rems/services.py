@@ -3,7 +3,7 @@ and writes its compliance-log entry in that transaction. Views, the admin and ta
 save models themselves.
 """
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -33,6 +33,13 @@ from .selectors import certification_is_active, rule_set_in_force
 
 # A recorded time may run ahead of the server's clock by this much (clock skew), never more.
 CLOCK_SKEW = timedelta(minutes=5)
+# Nothing the program records happened before this day: an earlier date is a typing error.
+EARLIEST_DATE = date(1900, 1, 1)
+
+
+def _check_plausible(day, what, error):
+    if day < EARLIEST_DATE:
+        raise error(f"{what} cannot be before {EARLIEST_DATE}.", code="invalid")
 
 MALE_CATEGORIES = {RiskCategory.MALE_ADULT, RiskCategory.MALE_CHILD}
 REPRODUCTIVE_CATEGORIES = {RiskCategory.FRP_ADULT, RiskCategory.FRP_CHILD}
@@ -195,6 +202,7 @@ def patient_enroll(
 ):
     if date_of_birth > now.date():
         raise CannotEnroll("The date of birth cannot be in the future.", code="invalid")
+    _check_plausible(date_of_birth, "The date of birth", CannotEnroll)
     _check_agreement_date(agreement_signed_on, now, date_of_birth=date_of_birth)
     # Patients are enrolled by a certified prescriber.
     if not certification_is_active(program_id=program.pk, prescriber_id=prescriber.pk, now=now):
@@ -202,11 +210,19 @@ def patient_enroll(
             f"The prescriber is not actively certified in {program.slug}; only a certified prescriber enrolls patients.",
             code="prescriber_not_certified",
         )
-    patient = Patient.objects.create(
-        program=program, prescriber=prescriber, first_name=first_name, last_name=last_name,
-        date_of_birth=date_of_birth, risk_category=risk_category, agreement_signed_on=agreement_signed_on,
-        irregular_cycles=irregular_cycles, status=Status.ACTIVE, enrolled_at=now, status_changed_at=now,
-    )
+    try:
+        with transaction.atomic():
+            patient = Patient.objects.create(
+                program=program, prescriber=prescriber, first_name=first_name.strip(), last_name=last_name.strip(),
+                date_of_birth=date_of_birth, risk_category=risk_category, agreement_signed_on=agreement_signed_on,
+                irregular_cycles=irregular_cycles, status=Status.ACTIVE, enrolled_at=now, status_changed_at=now,
+            )
+    except IntegrityError:
+        raise CannotEnroll(
+            f"A patient with this name and date of birth is already enrolled in {program.slug}; one person has one "
+            "enrollment. Ask the program administrator to transfer it if the patient changed prescriber.",
+            code="already_enrolled", status=409,
+        ) from None
     log_entry_write(
         actor=actor, action="patient.enroll", outcome=Status.ACTIVE, object_type="patient", object_id=patient.pk,
         program=program.slug, patient_id=patient.pk, prescriber_id=prescriber.pk, now=now,
@@ -216,8 +232,10 @@ def patient_enroll(
 
 
 @transaction.atomic
-def patient_change_risk_category(*, actor, patient, risk_category, agreement_signed_on, irregular_cycles, now):
-    """A new risk category needs a new Patient-Prescriber Agreement, signed no earlier than the current one."""
+def patient_change_risk_category(*, actor, patient, risk_category, agreement_signed_on, irregular_cycles, reason,
+                                 now):
+    """A new risk category needs a new Patient-Prescriber Agreement, signed no earlier than the current one, and
+    the prescriber's reason (for example the basis for "not of reproductive potential"), which is logged."""
     patient = Patient.objects.select_for_update().get(pk=patient.pk)
     _check_agreement_date(agreement_signed_on, now, date_of_birth=patient.date_of_birth)
     if agreement_signed_on < patient.agreement_signed_on:
@@ -232,7 +250,7 @@ def patient_change_risk_category(*, actor, patient, risk_category, agreement_sig
         actor=actor, action="patient.change_risk_category", outcome="changed", object_type="patient",
         object_id=patient.pk, program=patient.program.slug, patient_id=patient.pk,
         prescriber_id=patient.prescriber_id, now=now,
-        detail={"before": before, "after": {"risk_category": risk_category,
+        detail={"reason": reason, "before": before, "after": {"risk_category": risk_category,
                                             "agreement_signed_on": agreement_signed_on.isoformat(),
                                             "irregular_cycles": patient.irregular_cycles}},
     )
@@ -274,6 +292,7 @@ class CannotRecord(ActionRefused):
 def _check_not_future(moment, now, what):
     if moment > now + CLOCK_SKEW:
         raise CannotRecord(f"{what} cannot be in the future.", code="invalid")
+    _check_plausible(moment.date(), what, CannotRecord)
 
 
 @transaction.atomic
@@ -331,6 +350,7 @@ def attestation_record(*, actor, patient, kind, now, methods=(), abstinence=Fals
             raise CannotRecord("Give the date contraception started.", code="required")
         if started_on > (now + CLOCK_SKEW).date():
             raise CannotRecord("The date contraception started cannot be in the future.", code="invalid")
+        _check_plausible(started_on, "The date contraception started", CannotRecord)
     elif kind == AttestationKind.MALE_COUNSELING:
         if patient.risk_category not in MALE_CATEGORIES:
             raise CannotRecord("Condom counseling is attested for male patients only.", code="not_applicable")

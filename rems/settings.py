@@ -209,7 +209,11 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "rems.api.problems.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
+    # ASCII-escaped JSON: an error message that repeats a lone surrogate from the input cannot break rendering.
+    "UNICODE_JSON": False,
 }
+# A missing trailing slash is a 404 problem, not a redirect that loses the body of a POST.
+APPEND_SLASH = False
 SPECTACULAR_SETTINGS = {
     "TITLE": "REMS dispensing compliance service",
     "DESCRIPTION": (

@@ -48,7 +48,8 @@ def expect(status, body, wanted, what):
 def walk(prescriber, pharmacist, *, risk_category, dob):
     now = datetime.now(timezone.utc)
     patient = expect(*prescriber.post("patients/", {
-        "program": "pomalidomide", "first_name": "Demo", "last_name": "Patient", "date_of_birth": dob,
+        "program": "pomalidomide", "first_name": "Demo", "last_name": f"Patient-{uuid.uuid4().hex[:8]}",
+        "date_of_birth": dob,
         "risk_category": risk_category, "agreement_signed_on": str(date.today()),
     }), 201, f"enroll a {risk_category} patient")
     pid = patient["id"]

@@ -11,6 +11,7 @@ from rems import gates
 from rems.identifiers import MalformedIdentifier, ndc_parse
 
 from .access import RolePermission
+from .problems import InvalidInput
 
 
 class ApiView(APIView):
@@ -99,3 +100,13 @@ def decision_body(decision, entry, **extra):
 
 def decision_status(decision):
     return 201 if decision.approved else 422
+
+
+def choice_param(request, name, choices):
+    """A query parameter that must be one of `choices`; None when absent."""
+    if name not in request.query_params:
+        return None
+    value = request.query_params[name]
+    if value not in choices:
+        raise InvalidInput(name, f"Must be one of: {', '.join(choices)}.", code="invalid_choice")
+    return value

@@ -10,6 +10,7 @@ import json
 import re
 
 from django.db import connection, transaction
+from django.utils import timezone
 from rest_framework.response import Response
 
 from rems.errors import ActionRefused
@@ -33,8 +34,12 @@ def _request_hash(request):
     return hashlib.sha256(f"{request.method} {request.path}\n{body}".encode()).hexdigest()
 
 
-def idempotent(request, handle):
-    """Run `handle()` -> Response once per (user, Idempotency-Key); replay the stored answer for a repeat."""
+SHOWN_ONCE = "shown once, in the first answer; issue a new key if it was lost"
+
+
+def idempotent(request, handle, *, secret_fields=()):
+    """Run `handle()` -> Response once per (user, Idempotency-Key); replay the stored answer for a repeat.
+    `secret_fields` (an API key) are never stored: a replay says the value was shown once."""
     key = request.headers.get("Idempotency-Key")
     if key is None:
         return handle()
@@ -47,11 +52,11 @@ def idempotent(request, handle):
                 """
                 INSERT INTO rems_idempotencyrecord
                     (user_id, key, method, path, request_hash, response_status, response_body, created_at)
-                VALUES (%s, %s, %s, %s, %s, 0, 'null'::jsonb, now())
+                VALUES (%s, %s, %s, %s, %s, 0, 'null'::jsonb, %s)
                 ON CONFLICT (user_id, key) DO NOTHING
                 RETURNING id
                 """,
-                [request.user.pk, key, request.method, request.path[:255], request_hash],
+                [request.user.pk, key, request.method, request.path[:255], request_hash, timezone.now()],
             )
             claimed = cursor.fetchone()
         if claimed is None:
@@ -64,7 +69,10 @@ def idempotent(request, handle):
             response["Idempotent-Replayed"] = "true"
             return response
         response = handle()
+        stored = response.data
+        if secret_fields and isinstance(stored, dict):
+            stored = {**stored, **{name: SHOWN_ONCE for name in secret_fields if name in stored}}
         IdempotencyRecord.objects.filter(pk=claimed[0]).update(
-            response_status=response.status_code, response_body=response.data
+            response_status=response.status_code, response_body=stored
         )
         return response

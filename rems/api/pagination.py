@@ -1,4 +1,4 @@
-from rest_framework import pagination
+from rest_framework import exceptions, pagination
 
 
 class CursorPagination(pagination.CursorPagination):
@@ -8,3 +8,9 @@ class CursorPagination(pagination.CursorPagination):
     page_size_query_param = "page_size"
     max_page_size = 200
     ordering = "-pk"
+
+    def decode_cursor(self, request):
+        try:
+            return super().decode_cursor(request)
+        except exceptions.NotFound:
+            raise exceptions.ValidationError({"cursor": ["Invalid cursor; follow the `next` link."]}) from None

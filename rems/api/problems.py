@@ -4,7 +4,7 @@
 import logging
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.db import DatabaseError
+from django.db import DatabaseError, DataError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -66,6 +66,10 @@ class InvalidInput(exceptions.ValidationError):
 
 
 def exception_handler(exc, context):
+    if isinstance(exc, DataError):
+        # The database refused a value that got past validation (a NUL byte, a number out of range).
+        return Response(problem(400, "A value in this request is not valid."), status=400,
+                        content_type=PROBLEM_CONTENT_TYPE)
     if isinstance(exc, DatabaseError):
         # Fail closed: the transaction was rolled back, nothing was approved or recorded.
         logger.warning("database error answered with 503: %s", type(exc).__name__)

@@ -15,6 +15,7 @@ from rems.models import (
     ContraceptionMethod,
     Program,
     RiskCategory,
+    Status,
     TestResult,
 )
 from rems.selectors import rule_set_in_force
@@ -30,7 +31,7 @@ from .access import (
     pharmacies_for,
     prescribers_for,
 )
-from .base import ApiView, AwareDateTimeField, StrictSerializer
+from .base import ApiView, AwareDateTimeField, StrictSerializer, choice_param
 from .idempotency import idempotent
 from .problems import InvalidInput
 
@@ -240,9 +241,10 @@ class PatientListCreate(ApiView):
     )
     def get(self, request):
         qs = patients_for(request.user)
-        for name in ("status", "risk_category"):
-            if name in request.query_params:
-                qs = qs.filter(**{name: request.query_params[name][:20]})
+        for name, choices in (("status", Status.values), ("risk_category", RiskCategory.values)):
+            value = choice_param(request, name, choices)
+            if value is not None:
+                qs = qs.filter(**{name: value})
         return self.paginated(request, qs, PatientOut, "-enrolled_at")
 
     @extend_schema(request=PatientListCreateInput, responses={201: PatientOut})
@@ -273,7 +275,8 @@ class PatientRiskCategory(ApiView):
 
     class PatientRiskCategoryInput(StrictSerializer):
         risk_category = serializers.ChoiceField(choices=RiskCategory.values)
-        agreement_signed_on = serializers.DateField()
+        agreement_signed_on = serializers.DateField(help_text="the date the new agreement was signed")
+        reason = serializers.CharField(max_length=500, help_text="why the category changes, e.g. its clinical basis")
         irregular_cycles = serializers.BooleanField(required=False, allow_null=True, default=None)
 
     @extend_schema(request=PatientRiskCategoryInput, responses=PatientOut)

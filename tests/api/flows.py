@@ -1,5 +1,6 @@
 """The steps of the program, over HTTP, as the prescriber's office and the pharmacy take them."""
 
+import itertools
 from datetime import date, timedelta
 
 from django.utils import timezone
@@ -7,6 +8,7 @@ from django.utils import timezone
 from tests.conftest import POMALIDOMIDE_4MG
 
 DOB = "1990-05-01"
+_names = itertools.count(1)
 
 
 def iso(moment):
@@ -15,7 +17,7 @@ def iso(moment):
 
 def enroll(api, token, *, risk_category="FRP_ADULT", date_of_birth=DOB, **extra):
     body = {
-        "program": "pomalidomide", "first_name": "Ann", "last_name": "Lee", "date_of_birth": date_of_birth,
+        "program": "pomalidomide", "first_name": "Ann", "last_name": f"Lee-{next(_names)}", "date_of_birth": date_of_birth,
         "risk_category": risk_category, "agreement_signed_on": str(timezone.now().date()), **extra,
     }
     status, patient = api.post("/api/v1/patients/", body, as_=token)

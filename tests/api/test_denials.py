@@ -1,5 +1,6 @@
 """One test per reason a decision is refused: 422, the failed check named, and nothing dispensed."""
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -367,7 +368,8 @@ def test_a_risk_category_changed_after_the_authorization_blocks_the_dispense(api
     ours = world["ours"]
     patient_id, number = approved_authorization(api, ours, "FNRP_ADULT")
     status, _ = api.post(f"/api/v1/patients/{patient_id}/risk-category",
-                         {"risk_category": "FRP_ADULT", "agreement_signed_on": str(timezone.now().date())},
+                         {"risk_category": "FRP_ADULT", "agreement_signed_on": str(timezone.now().date()),
+                          "reason": "menses resumed"},
                          as_=ours.tokens["prescriber"])
     assert status == 200
 
@@ -375,3 +377,53 @@ def test_a_risk_category_changed_after_the_authorization_blocks_the_dispense(api
 
     assert_refused(status, decision, "RISK_CATEGORY_UNCHANGED")
     assert_nothing_dispensed(number)
+
+
+def test_the_same_person_cannot_be_enrolled_twice(api, world):
+    body = {"program": "pomalidomide", "first_name": "Rita", "last_name": "Moreno", "date_of_birth": "1961-12-11",
+            "risk_category": "MALE_ADULT", "agreement_signed_on": str(timezone.now().date())}
+    assert api.post("/api/v1/patients/", body, as_=world["ours"].tokens["prescriber"])[0] == 201
+
+    again = {**body, "first_name": "RITA", "last_name": "moreno"}
+    status, problem = api.post("/api/v1/patients/", again, as_=world["theirs"].tokens["prescriber"])
+
+    assert status == 409 and "already enrolled" in problem["detail"]
+    assert Patient.objects.filter(last_name__iexact="moreno").count() == 1
+
+
+def test_a_reversed_dispense_never_reopens_the_authorization(api, world):
+    ours = world["ours"]
+    _, number = approved_authorization(api, ours)
+    _, rda = request_rda(api, ours.tokens["pharmacist"], number)
+    assert confirm_dispense(api, ours.tokens["pharmacist"], rda["rda_number"])[0] == 200
+    status, _ = api.post(f"/api/v1/dispense-authorizations/{rda['rda_number']}/reverse",
+                         {"reason": "claim reversed"}, as_=ours.tokens["pharmacist"])
+    assert status == 200
+
+    status, decision = request_rda(api, ours.tokens["pharmacist"], number)
+
+    assert_refused(status, decision, "AUTHORIZATION_UNUSED")
+    assert Prescription.objects.get(authorization_number=number).status == "cancelled"
+
+
+def test_a_quantity_that_outlasts_the_days_stated_is_refused(api, world):
+    ours = world["ours"]
+    _, number = approved_authorization(api, ours)
+
+    status, decision = request_rda(api, ours.tokens["pharmacist"], number, quantity=21, days_supply=1)
+
+    assert_refused(status, decision, "QUANTITY_LIMIT")
+    assert_nothing_dispensed(number)
+
+
+def test_a_wrong_birth_date_reveals_nothing_about_the_patient(api, world):
+    ours = world["ours"]
+    patient_id, number = approved_authorization(api, ours, "FRP_ADULT")
+    record_test(api, ours.tokens["prescriber"], patient_id, timedelta(minutes=5), result="positive")
+
+    status, decision = request_rda(api, ours.tokens["pharmacist"], number, dob="1991-05-01")
+
+    assert_refused(status, decision, "PATIENT_DOB_MATCH")
+    assert [c["code"] for c in decision["checks"]] == [
+        "RULE_SET_IN_FORCE", "AUTHORIZATION_FOUND", "PHARMACY_CERTIFIED", "PATIENT_DOB_MATCH"]
+    assert "positive" not in json.dumps(decision) and "suspended" not in json.dumps(decision)

@@ -165,3 +165,64 @@ def test_a_role_that_may_not_act_gets_403(api, world):
     status, body = api.post("/api/v1/prescribers/", {"npi": "1234567893", "first_name": "A", "last_name": "B",
                                                      "email": "a@example.org"}, as_=world["ours"].tokens["prescriber"])
     assert_problem(api, status, body, 403)
+
+
+@pytest.mark.parametrize("raw", [
+    '{"\\ud800": 1}',
+    '{"program": "pomalidomide", "first_name": "A", "last_name": "B", "date_of_birth": "1990-01-01", '
+    '"risk_category": "\\ud800", "agreement_signed_on": "2026-01-01"}',
+    '{"program": "pomalidomide", "first_name": "\\udfff", "last_name": "B", "date_of_birth": "1990-01-01", '
+    '"risk_category": "FRP_ADULT", "agreement_signed_on": "2026-01-01"}',
+])
+def test_lone_surrogates_are_refused_cleanly(api, world, raw):
+    status, body = api.post("/api/v1/patients/", raw=raw, as_=world["ours"].tokens["prescriber"])
+    assert_problem(api, status, body, 400)
+
+
+def test_a_lone_surrogate_in_an_authorization_number_is_400(api, world):
+    status, body = api.post("/api/v1/dispense-authorizations/", raw=(
+        '{"authorization_number": "P\\ud800ABCDEFGHJK", "patient_date_of_birth": "1990-01-01", '
+        '"ndc": "59572-0504-21", "quantity": 1, "days_supply": 1}'), as_=world["ours"].tokens["pharmacist"])
+    assert_problem(api, status, body, 400)
+
+
+@pytest.mark.parametrize("path", [
+    "/api/v1/patients/?status=%00", "/api/v1/patients/?risk_category=nope", "/api/v1/prescriptions/?status=%00",
+    "/api/v1/patients/?cursor=garbage",
+])
+def test_bad_list_filters_are_400(api, world, path):
+    status, body = api.get(path, as_=world["ours"].tokens["prescriber"])
+    assert_problem(api, status, body, 400)
+
+
+def test_bad_rda_list_filter_is_400(api, world):
+    status, body = api.get("/api/v1/dispense-authorizations/?status=%00", as_=world["ours"].tokens["pharmacist"])
+    assert_problem(api, status, body, 400)
+
+
+def test_a_post_without_the_trailing_slash_is_a_404_problem_not_a_redirect(api, world):
+    status, body = api.post("/api/v1/prescriptions", {"patient": "x"}, as_=world["ours"].tokens["prescriber"])
+    assert_problem(api, status, body, 404)
+
+
+@pytest.mark.parametrize("field, value", [("date_of_birth", "0001-01-01"), ("agreement_signed_on", "2999-01-01")])
+def test_implausible_dates_are_invalid_input(api, world, field, value):
+    body = {"program": "pomalidomide", "first_name": "A", "last_name": "B", "date_of_birth": "1990-01-01",
+            "risk_category": "MALE_ADULT", "agreement_signed_on": "2026-01-01", field: value}
+    status, problem = api.post("/api/v1/patients/", body, as_=world["ours"].tokens["prescriber"])
+    assert_problem(api, status, problem, 400)
+
+
+def test_an_issued_key_is_never_stored_for_a_replay(api, world):
+    from rems.models import IdempotencyRecord
+
+    body = {"username": "new-pharmacist", "role": "pharmacist", "pharmacy": str(world["ours"].pharmacy.pk)}
+    status, first = api.post("/api/v1/users/", body, as_=world["admin"], headers={"Idempotency-Key": "u-1"})
+    assert status == 201 and first["token"].startswith("rems_")
+
+    status, again = api.post("/api/v1/users/", body, as_=world["admin"], headers={"Idempotency-Key": "u-1"})
+
+    assert status == 201 and again["id"] == first["id"]
+    assert again["token"] != first["token"] and "shown once" in again["token"]
+    assert first["token"] not in json.dumps(list(IdempotencyRecord.objects.values_list("response_body", flat=True)))
+    assert api.get("/api/v1/programs/", as_=first["token"])[0] == 200

@@ -127,12 +127,13 @@ def test_the_sweep_expires_what_lapsed_and_a_rerun_changes_nothing(world, progra
 
     counts = dispensing.expire_lapsed(now=now)
 
-    assert counts == {"dispense_authorizations": 1, "prescriptions": 1, "certifications": 0}
+    assert counts == {"dispense_authorizations": 1, "prescriptions": 1, "certifications": 0, "idempotency_records": 0}
     assert Prescription.objects.get(pk=old_rx.pk).status == "expired"
     assert DispenseAuthorization.objects.get(pk=rda.pk).status == "expired"
     assert Prescription.objects.get(pk=held_rx.pk).status == "issued"  # freed: still valid
     assert Prescription.objects.get(pk=fresh_rx.pk).status == "issued"
-    assert dispensing.expire_lapsed(now=now) == {"dispense_authorizations": 0, "prescriptions": 0, "certifications": 0}
+    assert dispensing.expire_lapsed(now=now) == {
+        "dispense_authorizations": 0, "prescriptions": 0, "certifications": 0, "idempotency_records": 0}
     assert ComplianceLogEntry.objects.filter(action__endswith=".expire").count() == 2
 
 
@@ -226,7 +227,10 @@ def test_reversing_the_first_dispense_resets_the_therapy_start(world, program):
     patient.refresh_from_db()
     prescription.refresh_from_db()
     assert patient.therapy_started_at is None
-    assert prescription.status == "issued" and prescription.dispensed_at is None
+    assert prescription.status == "cancelled" and prescription.dispensed_at is None
+    # the authorization is never dispensed twice
+    decision, _, second = _rda(ours, patient, prescription, now)
+    assert not decision.approved and "AUTHORIZATION_UNUSED" in decision.failed_codes and second is None
 
 
 # --- Rule sets ------------------------------------------------------------------------------------------

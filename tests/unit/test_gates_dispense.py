@@ -117,19 +117,33 @@ def test_quantity_up_to_the_authorized_passes(quantity):
 @pytest.mark.parametrize("quantity", [29, 56, 0], ids=["one-more", "double", "zero"])
 def test_quantity_larger_than_authorized_or_zero_fails(quantity):
     facts = with_dispense_request(dispense_facts("FRP_ADULT"), quantity=quantity)
-    assert_denied(decide(facts), "QUANTITY_MATCH")
+    expected = ("QUANTITY_MATCH", "QUANTITY_LIMIT") if quantity > 28 else ("QUANTITY_MATCH",)
+    assert_denied(decide(facts), *expected)
 
 
 @pytest.mark.parametrize("days_supply", [28, 27, 1])
 def test_days_supply_up_to_the_authorized_passes(days_supply):
-    facts = with_dispense_request(dispense_facts("FRP_ADULT"), days_supply=days_supply)
+    # the quantity must fit the days stated (one capsule a day), since the next fill counts from them
+    facts = with_dispense_request(dispense_facts("FRP_ADULT"), days_supply=days_supply, quantity=days_supply)
     assert_approved(decide(facts))
+
+
+@pytest.mark.parametrize("days_supply, quantity, passes", [(14, 14, True), (14, 15, False), (1, 28, False)])
+def test_the_quantity_must_fit_the_days_of_supply_stated(days_supply, quantity, passes):
+    # given a request that understates the days the quantity lasts
+    facts = with_dispense_request(dispense_facts("FRP_ADULT"), days_supply=days_supply, quantity=quantity)
+    decision = decide(facts)
+    if passes:
+        assert_approved(decision)
+    else:
+        assert_denied(decision, "QUANTITY_LIMIT")
 
 
 @pytest.mark.parametrize("days_supply", [29, 0])
 def test_days_supply_larger_than_authorized_or_zero_fails(days_supply):
     facts = with_dispense_request(dispense_facts("FRP_ADULT"), days_supply=days_supply)
-    assert_denied(decide(facts), "DAYS_SUPPLY_MATCH")
+    expected = ("DAYS_SUPPLY_MATCH",) if days_supply else ("DAYS_SUPPLY_MATCH", "QUANTITY_LIMIT")
+    assert_denied(decide(facts), *expected)
 
 
 def test_smaller_authorization_bounds_the_request():
@@ -280,20 +294,17 @@ def test_denial_lists_every_failed_check_not_only_the_first():
     facts = dispense_facts("FRP_ADULT")
     facts = replace(
         facts,
-        pharmacy_certification=certification(status="suspended"),
         prescriber_certification=certification(status="revoked"),
         recent_tests=(positive_test(NOW - HOUR),),
     )
     facts = with_authorization(facts, status="dispensed", expires_at=NOW - DAY)
     facts = with_patient(facts, status="suspended", status_reason="positive pregnancy test")
-    facts = with_dispense_request(facts, date_of_birth=date(1999, 1, 1), ndc=OTHER_NDC, quantity=29, days_supply=29)
+    facts = with_dispense_request(facts, ndc=OTHER_NDC, quantity=29, days_supply=29)
     # when deciding
     decision = decide(facts)
     # then every failure is listed
     assert_denied(
         decision,
-        "PHARMACY_CERTIFIED",
-        "PATIENT_DOB_MATCH",
         "AUTHORIZATION_NOT_EXPIRED",
         "AUTHORIZATION_UNUSED",
         "PRODUCT_MATCH",
@@ -310,5 +321,22 @@ def test_denial_lists_every_failed_check_not_only_the_first():
 
 def test_three_failures_are_all_listed():
     facts = with_dispense_request(dispense_facts("MALE_CHILD"), ndc=OTHER_NDC, quantity=30)
-    facts = replace(facts, pharmacy_certification=None)
-    assert_denied(decide(facts), "PRODUCT_MATCH", "QUANTITY_MATCH", "PHARMACY_CERTIFIED")
+    facts = replace(facts, prescriber_certification=None)
+    assert_denied(decide(facts), "PRODUCT_MATCH", "QUANTITY_MATCH", "QUANTITY_LIMIT", "PRESCRIBER_CERTIFIED")
+
+
+@pytest.mark.parametrize("change", ["wrong_birth_date", "pharmacy_not_certified"])
+def test_an_unknown_pharmacy_or_a_wrong_birth_date_learns_nothing_more(change):
+    # given a suspended FRP patient whose authorization has lapsed
+    facts = with_patient(dispense_facts("FRP_ADULT"), status="suspended", status_reason="positive pregnancy test")
+    facts = with_authorization(facts, expires_at=NOW - DAY)
+    if change == "wrong_birth_date":
+        facts = with_dispense_request(facts, date_of_birth=date(1999, 1, 1))
+    else:
+        facts = replace(facts, pharmacy_certification=None)
+    # when deciding
+    decision = decide(facts)
+    # then only the identity checks are answered: nothing about the patient's enrollment or tests
+    assert decision.status == "denied"
+    assert codes(decision) == ["RULE_SET_IN_FORCE", "AUTHORIZATION_FOUND", "PHARMACY_CERTIFIED", "PATIENT_DOB_MATCH"]
+    assert "suspended" not in " ".join(c.message for c in decision.checks)
