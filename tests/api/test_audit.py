@@ -148,3 +148,20 @@ def test_reports_count_decisions_failed_checks_and_events(api, world, activity):
 def test_reports_for_one_pharmacy(api, world, activity):
     status, report = api.get(f"/api/v1/reports/?pharmacy={world['theirs'].pharmacy.pk}", as_=world["auditor"])
     assert status == 200 and report["decisions"] == [] and report["rdas_reversed"] == []
+
+
+def test_exports_keep_quotes_backslashes_and_newlines_intact(api, world):
+    from rems.audit import log_entry_write
+
+    tricky = {"reason": 'said "no", then \\ left\nfor good; ok', "comma": "a,b"}
+    entry = log_entry_write(actor=None, action="test.tricky", outcome="recorded", object_type="t", object_id="1",
+                            now=timezone.now(), detail=tricky)
+    auth = {"HTTP_AUTHORIZATION": f"Token {world['auditor']}"}
+
+    jsonl = b"".join(api.client.get("/api/v1/audit-events/export.jsonl?action=test.tricky", **auth).streaming_content)
+    csv_text = b"".join(api.client.get("/api/v1/audit-events/export.csv?action=test.tricky", **auth).streaming_content)
+
+    [line] = jsonl.decode().splitlines()
+    assert json.loads(line)["detail"] == tricky and json.loads(line)["id"] == str(entry.id)
+    [row] = list(csv.DictReader(io.StringIO(csv_text.decode())))
+    assert json.loads(row["detail"]) == tricky
