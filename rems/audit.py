@@ -108,7 +108,7 @@ SELECT (SELECT count(*) FROM checked),
 # Entries removed from the end of a chain leave no gap behind them: compare each chain with its head.
 _TAIL_SQL = """
 SELECT h.chain, h.last_index, e.seq, e.id, e.occurred_at
-  FROM rems_logchainhead h
+  FROM rems_log_heads() h
   LEFT JOIN rems_compliancelogentry e ON e.chain = h.chain AND e.chain_index = h.last_index
  WHERE h.last_index > 0 AND (e.seq IS NULL OR e.entry_hash <> h.last_hash)
  ORDER BY h.chain

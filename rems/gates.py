@@ -580,7 +580,8 @@ def _check_authorization(authorization, now):
         "authorized": "A dispense authorization is already held for this prescription authorization; one dispense "
         "per authorization.",
         "dispensed": "This prescription authorization has already been dispensed; one dispense per authorization.",
-        "cancelled": "This prescription authorization was cancelled by the prescriber.",
+        "cancelled": "This prescription authorization was cancelled (by the prescriber, or when its dispense was "
+        "reversed); the prescriber must obtain a new one.",
     }
     problem = unused_messages.get(authorization.status, "This prescription authorization cannot be dispensed.")
     if problem:

@@ -149,3 +149,12 @@ BEGIN
 END
 $$;
 """
+
+# Verification compares each chain's end with its head; the application's role may read the heads only through
+# this function.
+HEADS_FUNCTION = """
+CREATE OR REPLACE FUNCTION rems_log_heads() RETURNS TABLE (chain smallint, last_index bigint, last_hash text)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+  SELECT chain::smallint, last_index, last_hash::text FROM rems_logchainhead
+$$;
+"""

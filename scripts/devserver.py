@@ -102,8 +102,10 @@ def main():
             say(f"no REDIS_URL: Celery uses the filesystem broker in {LOCAL / 'broker'}")
             for folder in ("queue", "processed", "control"):
                 (LOCAL / "broker" / folder).mkdir(parents=True, exist_ok=True)
-        manage("migrate", "--noinput", "-v", "0", env=env)
-        seed = json.loads(manage("seed_demo", "--json", env=env, capture=True))
+        # Migrations and the demo seed run as the owner of the tables, never as the application role.
+        owner_env = {k: v for k, v in env.items() if k != "DATABASE_ROLE"}
+        manage("migrate", "--noinput", "-v", "0", env=owner_env)
+        seed = json.loads(manage("seed_demo", "--json", env=owner_env, capture=True))
         keys_file = LOCAL / "demo-keys.json"
         keys_file.touch(mode=0o600)
         keys_file.write_text(json.dumps(seed, indent=2))

@@ -195,3 +195,9 @@ def test_chain_heads_follow_the_entries(world):
     for head in LogChainHead.objects.all():
         last = ComplianceLogEntry.objects.get(chain=head.chain, chain_index=head.last_index)
         assert last.entry_hash == head.last_hash
+
+
+def test_the_application_role_can_verify_the_whole_log(world, as_app_role):
+    _write(3)
+    result = log_verify()
+    assert result.ok and result.entries_checked == ComplianceLogEntry.objects.count()
