@@ -329,3 +329,55 @@ class IdempotencyRecord(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "key"], name="idempotency_unique_key")]
+
+
+class NotificationKind(models.TextChoices):
+    PREGNANCY_TEST_DUE_SOON = "pregnancy_test_due_soon"
+    PREGNANCY_TEST_DUE = "pregnancy_test_due"
+    SURVEY_DUE = "survey_due"
+    BLOOD_COUNT_DUE = "blood_count_due"
+    AUTHORIZATION_EXPIRING = "authorization_expiring"
+    RDA_EXPIRING = "rda_expiring"
+    CERTIFICATION_EXPIRING_30 = "certification_expiring_30"
+    CERTIFICATION_EXPIRING_7 = "certification_expiring_7"
+    POSITIVE_PREGNANCY_TEST = "positive_pregnancy_test"
+
+
+class NotificationState(models.TextChoices):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class Notification(models.Model):
+    """A reminder or an alert for one user, stored before anything is sent, so that nothing lives only in the
+    broker. One per recipient, kind, subject and due date: planning it again changes nothing."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    recipient = models.ForeignKey("accounts.User", on_delete=models.CASCADE, related_name="notifications")
+    kind = models.CharField(max_length=40, choices=NotificationKind.choices)
+    priority = models.CharField(max_length=8, default="normal")
+    subject_type = models.CharField(max_length=40)
+    subject_id = models.CharField(max_length=64)
+    due_on = models.DateField(help_text="The date the reminded thing is due; part of the uniqueness key.")
+    send_at = models.DateTimeField()
+    title = models.CharField(max_length=200)
+    body = models.TextField()
+    state = models.CharField(max_length=10, choices=NotificationState.choices, default=NotificationState.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    last_error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField()
+    sent_at = models.DateTimeField(null=True, blank=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["recipient", "kind", "subject_id", "due_on"], name="notification_once"),
+            models.CheckConstraint(condition=Q(state__in=NotificationState.values), name="notification_state_valid"),
+        ]
+        indexes = [
+            models.Index(fields=["state", "next_attempt_at"], name="notification_due",
+                         condition=Q(state="pending")),
+            models.Index(fields=["recipient", "-created_at"]),
+        ]

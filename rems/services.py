@@ -11,6 +11,7 @@ from django.db.models import Q
 from .audit import log_entry_write
 from .errors import ActionRefused
 from .identifiers import ncpdp_parse, ndc_parse, npi_parse
+from .notifications import positive_test_alert
 from .models import (
     Attestation,
     AttestationKind,
@@ -331,6 +332,7 @@ def _positive_test_suspend(*, actor, patient, test, now):
             prescriber_id=patient.prescriber_id, now=now, detail={"reason": reason, "pregnancy_test": str(test.pk)},
         )
     report = PregnancyReport.objects.create(patient=patient, pregnancy_test=test, opened_at=now)
+    positive_test_alert(patient=patient, test=test, report=report, now=now)
     log_entry_write(
         actor=actor, action="pregnancy_report.open", outcome="opened", object_type="pregnancy_report",
         object_id=report.pk, program=patient.program.slug, patient_id=patient.pk,

@@ -243,4 +243,25 @@ CSRF_FAILURE_VIEW = "rems.api.problems.csrf_failure"
 # --- Periodic tasks: the one place where their schedule lives (see docs/operations.md) ------------------
 CELERY_BEAT_SCHEDULE = {
     "expire-lapsed": {"task": "dispensing.expire_lapsed", "schedule": 60.0},
+    "deliver-due-notifications": {"task": "rems.deliver_due", "schedule": 60.0},
+    "plan-reminders": {"task": "rems.plan_reminders", "schedule": 300.0},
 }
+# Alerts (a positive pregnancy test) go to their own queue, so that reminders never hold them up.
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("REMS_QUEUE", "celery")
+REMS_ALERTS_QUEUE = os.environ.get("REMS_ALERTS_QUEUE", "alerts")
+
+# --- Email ----------------------------------------------------------------------------------------------
+# Production: SMTP (EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, EMAIL_USE_TLS).
+# Development: files under .local/mail, one per message. EMAIL_BACKEND overrides either.
+EMAIL_BACKEND = os.environ.get(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend" if PRODUCTION else "django.core.mail.backends.filebased.EmailBackend",
+)
+EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", str(LOCAL_STATE_DIR / "mail"))
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = _env_bool("EMAIL_USE_TLS", PRODUCTION)
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "REMS service <rems@localhost>")

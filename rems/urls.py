@@ -5,7 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts import api as accounts_api
 from dispensing import api as dispensing_api
-from rems.api import audit_views, views
+from rems.api import audit_views, notification_views, views
 
 handler400 = "rems.api.problems.handler400"
 handler403 = "rems.api.problems.handler403"
@@ -73,4 +73,7 @@ urlpatterns = [
          name="audit-export-jsonl"),
     path(f"{v1}audit-events/verify", audit_views.AuditVerify.as_view(), name="audit-verify"),
     path(f"{v1}reports/", audit_views.Reports.as_view(), name="reports"),
+    # Notifications
+    path(f"{v1}notifications/", notification_views.NotificationList.as_view(), name="notification-list"),
+    path(f"{v1}notifications/<uuid:pk>/read", notification_views.NotificationRead.as_view(), name="notification-read"),
 ]

@@ -1,0 +1,26 @@
+import json
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from dispensing.services import expire_lapsed
+from rems import notifications
+
+TASKS = {
+    "expire_lapsed": lambda now: expire_lapsed(now=now),
+    "plan_reminders": lambda now: {**notifications.plan_patient_reminders(now=now),
+                                   **notifications.plan_expiry_reminders(now=now)},
+    "deliver_due": lambda now: notifications.deliver_due(now=now),
+}
+
+
+class Command(BaseCommand):
+    help = "Run one periodic task once, now, in this process: " + ", ".join(TASKS) + "."
+
+    def add_arguments(self, parser):
+        parser.add_argument("task", choices=sorted(TASKS))
+
+    def handle(self, *args, task, **options):
+        if task not in TASKS:
+            raise CommandError(f"Unknown task {task!r}.")
+        self.stdout.write(json.dumps(TASKS[task](timezone.now()), default=str))
