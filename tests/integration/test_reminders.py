@@ -180,3 +180,39 @@ def test_the_expiry_sweep_works_in_bounded_batches(world, office):
                      and "LIMIT 10" in q["sql"]]
     assert len(batch_selects) >= 3  # 10 + 10 + 5, then the next sweep finds nothing
     assert dispensing.expire_lapsed(now=timezone.now(), batch_size=10)["prescriptions"] == 0
+
+
+@pytest.mark.parametrize("category, cadence", [(RiskCategory.MALE_ADULT, 28), (RiskCategory.FNRP_ADULT, 182)])
+def test_survey_reminders_follow_the_category_cadence(world, office, category, cadence):
+    start = timezone.now() - timedelta(days=200)
+    patient = _patient(world, category, started=start)
+    services.survey_record(actor=office, patient=patient, completed_at=start + timedelta(days=5), now=start + DAY * 5)
+
+    _plan_daily(start, 195)
+
+    assert _due_dates("survey_due", patient)[0] == (start + timedelta(days=5 + cadence)).date()
+
+
+def test_a_failing_mail_server_is_retried_with_backoff_then_given_up(world, office, settings):
+    settings.EMAIL_BACKEND = "tests.support.failing_email.EmailBackend"
+    office.email = "office@example.org"
+    office.save(update_fields=["email"])
+    now = timezone.now()
+    [notification_id] = notifications.notification_create(
+        recipients=[office], kind="certification_expiring_7", subject_type="certification", subject_id="c",
+        due_on=now.date(), send_at=now, title="t", body="b", now=now,
+    )
+
+    waits = []
+    moment = now
+    for _ in range(notifications.MAX_ATTEMPTS):
+        assert notifications.deliver_due(now=moment)["sent"] == 0
+        notification = Notification.objects.get(pk=notification_id)
+        waits.append(notification.next_attempt_at - moment)
+        moment = notification.next_attempt_at
+
+    assert notification.state == "failed" and notification.attempts == notifications.MAX_ATTEMPTS
+    assert "unreachable" in notification.last_error
+    assert waits == sorted(waits) and waits[0] == timedelta(minutes=2) and waits[-1] == timedelta(minutes=60)
+    assert notifications.deliver_due(now=moment + timedelta(days=1)) == {"sent": 0, "retry": 0, "failed": 0,
+                                                                         "skipped": 0}
