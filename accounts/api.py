@@ -2,16 +2,17 @@
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 
-from rems.api.access import ADMIN, get_in_scope
+from rems.api.access import ADMIN, get_in_scope, users_for
 from rems.api.base import ApiView, StrictSerializer
 from rems.api.idempotency import idempotent
 from rems.api.problems import InvalidInput
 from rems.models import Pharmacy, Prescriber
 
 from . import services
-from .models import ApiKey, Role, User
+from .models import ApiKey, Role
 
 
 class UserOut(serializers.Serializer):
@@ -44,8 +45,13 @@ def _party(model, pk, field):
     return party
 
 
+MANAGERS = ADMIN | {Role.PHARMACY_MANAGER}
+
+
 class UserListCreate(ApiView):
-    roles = {"GET": ADMIN, "POST": ADMIN}
+    """Administrators create any user; a pharmacy's authorized representative creates its own pharmacists."""
+
+    roles = {"GET": MANAGERS, "POST": MANAGERS}
 
     class UserListCreateInput(StrictSerializer):
         username = serializers.RegexField(r"^[\w.@+-]{3,150}$", max_length=150)
@@ -56,7 +62,7 @@ class UserListCreate(ApiView):
 
     @extend_schema(responses=UserOut(many=True))
     def get(self, request):
-        return self.paginated(request, User.objects.all(), UserOut, "-date_joined")
+        return self.paginated(request, users_for(request.user), UserOut, "-date_joined")
 
     @extend_schema(request=UserListCreateInput, responses={201: UserOut})
     def post(self, request):
@@ -65,6 +71,11 @@ class UserListCreate(ApiView):
             data.is_valid(raise_exception=True)
             values = data.validated_data
             now = self.now()
+            if request.user.role == Role.PHARMACY_MANAGER:
+                if values["role"] != Role.PHARMACIST or values["prescriber"]:
+                    raise PermissionDenied("A pharmacy's authorized representative creates pharmacists of its own "
+                                           "pharmacy only.")
+                values = {**values, "pharmacy": request.user.pharmacy_id}
             user = services.user_create(
                 actor=request.user, username=values["username"], role=values["role"], email=values["email"],
                 prescriber=_party(Prescriber, values["prescriber"], "prescriber"),
@@ -79,19 +90,19 @@ class UserListCreate(ApiView):
 class UserKeys(ApiView):
     """Issue another key (rotation: the old one keeps working until it is revoked) or list a user's keys."""
 
-    roles = {"GET": ADMIN, "POST": ADMIN}
+    roles = {"GET": MANAGERS, "POST": MANAGERS}
 
     class UserKeysInput(StrictSerializer):
         label = serializers.CharField(required=False, default="", max_length=100)
 
     @extend_schema(responses=ApiKeyOut(many=True))
     def get(self, request, pk):
-        user = get_in_scope(User.objects.all(), pk=pk)
+        user = get_in_scope(users_for(request.user), pk=pk)
         return self.paginated(request, user.api_keys.all(), ApiKeyOut, "-created_at")
 
     @extend_schema(request=UserKeysInput, responses={201: ApiKeyOut})
     def post(self, request, pk):
-        user = get_in_scope(User.objects.all(), pk=pk)
+        user = get_in_scope(users_for(request.user), pk=pk)
 
         def handle():
             data = self.UserKeysInput(data=request.data)
@@ -105,9 +116,29 @@ class UserKeys(ApiView):
 
 
 class ApiKeyRevoke(ApiView):
-    roles = {"POST": ADMIN}
+    roles = {"POST": MANAGERS}
 
     @extend_schema(request=None, responses=ApiKeyOut)
     def post(self, request, pk):
-        api_key = get_in_scope(ApiKey.objects.all(), pk=pk)
+        api_key = get_in_scope(ApiKey.objects.filter(user__in=users_for(request.user)), pk=pk)
         return Response(ApiKeyOut(services.api_key_revoke(actor=request.user, api_key=api_key, now=self.now())).data)
+
+
+class UserDeactivate(ApiView):
+    """The user can no longer log in or use any key; every key of theirs is revoked."""
+
+    roles = {"POST": MANAGERS}
+
+    class UserDeactivateInput(StrictSerializer):
+        reason = serializers.CharField(max_length=500)
+
+    @extend_schema(request=UserDeactivateInput, responses=UserOut)
+    def post(self, request, pk):
+        user = get_in_scope(users_for(request.user), pk=pk)
+        data = self.UserDeactivateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        if user.pk == request.user.pk:
+            raise PermissionDenied("You cannot deactivate yourself.")
+        user = services.user_deactivate(actor=request.user, user=user, reason=data.validated_data["reason"],
+                                        now=self.now())
+        return Response(UserOut(user).data)

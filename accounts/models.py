@@ -57,3 +57,25 @@ class ApiKey(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["user", "-created_at"])]
+
+
+class LoginState(models.Model):
+    """Failed browser or admin-site logins of one username, and the lockout they lead to."""
+
+    username = models.CharField(max_length=150, unique=True)
+    failures = models.PositiveSmallIntegerField(default=0)
+    last_failure_at = models.DateTimeField(null=True, blank=True)
+    locked_until = models.DateTimeField(null=True, blank=True)
+
+
+class RequestCounter(models.Model):
+    """Requests counted per scope (an API key, a pharmacy) and fixed window, in the database so that every
+    process shares the same count, and a broker outage cannot switch throttling off."""
+
+    scope = models.CharField(max_length=80)
+    window_start = models.DateTimeField()
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["scope", "window_start"], name="request_counter_window")]
+        indexes = [models.Index(fields=["window_start"])]

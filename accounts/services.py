@@ -5,6 +5,9 @@ import secrets
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef, Q
+
+from rems.models import Certification, Status
 
 from rems.audit import log_entry_write
 from rems.errors import ActionRefused
@@ -84,3 +87,46 @@ def api_key_revoke(*, actor, api_key, now):
     )
     api_key.refresh_from_db()
     return api_key
+
+
+BARRED_STATUSES = [Status.SUSPENDED, Status.REVOKED]
+
+
+def party_barred_expression(prefix=""):
+    """True when the prescriber or pharmacy the user acts for has a suspended or revoked certification: every
+    operation acting for it is then refused (decisions are still evaluated, and denied by their gates)."""
+    return Exists(Certification.objects.filter(
+        Q(prescriber_id=OuterRef(f"{prefix}prescriber_id")) | Q(pharmacy_id=OuterRef(f"{prefix}pharmacy_id")),
+        status__in=BARRED_STATUSES,
+    ))
+
+
+def party_is_barred(user):
+    barred = getattr(user, "party_barred", None)
+    if barred is None:
+        if not (user.prescriber_id or user.pharmacy_id):
+            barred = False
+        else:
+            barred = User.objects.filter(pk=user.pk).annotate(b=party_barred_expression()).values_list("b", flat=True)[0]
+        user.party_barred = barred
+    return barred
+
+
+class CannotChangeUser(ActionRefused):
+    pass
+
+
+@transaction.atomic
+def user_deactivate(*, actor, user, reason, now):
+    """The user can no longer log in or use any key; their keys are revoked."""
+    changed = User.objects.filter(pk=user.pk, is_active=True).update(is_active=False)
+    if not changed:
+        raise CannotChangeUser("This user is already deactivated.")
+    ApiKey.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=now)
+    log_entry_write(
+        actor=actor, action="user.deactivate", outcome="deactivated", object_type="user", object_id=user.pk, now=now,
+        prescriber_id=user.prescriber_id, pharmacy_id=user.pharmacy_id,
+        detail={"username": user.username, "role": user.role, "reason": reason},
+    )
+    user.refresh_from_db()
+    return user

@@ -7,6 +7,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from accounts.throttling import DispenseThrottle
 from rems.api.access import (
     PHARMACY_STAFF,
     PRESCRIBER_OFFICE,
@@ -36,7 +37,7 @@ from rems.identifiers import (
 )
 
 from . import services
-from .models import DispenseStatus, PrescriptionStatus
+from .models import DispenseStatus, MatchLock, PrescriptionStatus
 
 
 def _parse_number(value, *, prefix, kind, field):
@@ -85,6 +86,8 @@ class PrescriptionOut(serializers.Serializer):
 
 class PrescriptionListCreate(ApiView):
     roles = {"GET": READERS | PRESCRIBER_OFFICE, "POST": {"prescriber"}}
+    # A suspended prescriber's request is still decided, and denied by PRESCRIBER_CERTIFIED, in the log.
+    allowed_when_barred = ("POST",)
 
     class PrescriptionListCreateInput(StrictSerializer):
         patient = serializers.UUIDField()
@@ -188,6 +191,9 @@ class DispenseAuthorizationOut(serializers.Serializer):
 
 class DispenseAuthorizationListCreate(ApiView):
     roles = {"GET": READERS | PHARMACY_STAFF, "POST": PHARMACY_STAFF}
+    # A suspended pharmacy's request is still decided, and denied by PHARMACY_CERTIFIED, in the log.
+    allowed_when_barred = ("POST",)
+    throttle_classes = [DispenseThrottle]
 
     class DispenseAuthorizationListCreateInput(StrictSerializer):
         authorization_number = AuthorizationNumberField(prefix=PRESCRIPTION_PREFIX, kind="prescription authorization")
@@ -280,3 +286,44 @@ class DispenseReverse(ApiView):
             return Response(DispenseAuthorizationOut(reversed_rda).data)
 
         return idempotent(request, handle)
+
+
+# --- Failed-match locks ---------------------------------------------------------------------------------
+class MatchLockOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    pharmacy = serializers.UUIDField(source="pharmacy_id")
+    ncpdp_id = serializers.CharField(source="pharmacy.ncpdp_id")
+    kind = serializers.CharField()
+    authorization_number = serializers.CharField()
+    failures = serializers.IntegerField()
+    first_failure_at = serializers.DateTimeField()
+    last_failure_at = serializers.DateTimeField()
+    locked_at = serializers.DateTimeField(allow_null=True)
+    cleared_at = serializers.DateTimeField(allow_null=True)
+
+
+class MatchLockList(ApiView):
+    """Failed birth-date and authorization-number matches per pharmacy; `?locked=true` for those refusing
+    requests now."""
+
+    roles = {"GET": READERS}
+
+    @extend_schema(responses=MatchLockOut(many=True), parameters=[OpenApiParameter("locked", str)])
+    def get(self, request):
+        qs = MatchLock.objects.select_related("pharmacy").filter(cleared_at__isnull=True)
+        if choice_param(request, "locked", ["true", "false"]) == "true":
+            qs = qs.filter(locked_at__isnull=False)
+        return self.paginated(request, qs, MatchLockOut, "-last_failure_at")
+
+
+class MatchLockClear(ApiView):
+    roles = {"POST": {"admin"}}
+
+    @extend_schema(request=ReasonInput, responses=MatchLockOut)
+    def post(self, request, pk):
+        lock = get_in_scope(MatchLock.objects.select_related("pharmacy"), pk=pk)
+        data = ReasonInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        lock = services.match_lock_clear(actor=request.user, lock=lock, reason=data.validated_data["reason"],
+                                         now=self.now())
+        return Response(MatchLockOut(lock).data)

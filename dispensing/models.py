@@ -119,3 +119,32 @@ class DispenseAuthorization(models.Model):
             models.Index(fields=["pharmacy", "-approved_at"]),
             models.Index(fields=["status", "expires_at"]),
         ]
+
+
+class MatchLockKind(models.TextChoices):
+    BIRTH_DATE = "birth_date", "Wrong dates of birth for one authorization number"
+    AUTHORIZATION_NUMBER = "authorization_number", "Unknown authorization numbers"
+
+
+class MatchLock(models.Model):
+    """Failed matches from one pharmacy: wrong birth dates for one authorization number, or authorization numbers
+    that do not exist. Past the configured number, the pharmacy's further attempts are refused, even when right,
+    until a program administrator clears them."""
+
+    pharmacy = models.ForeignKey("rems.Pharmacy", on_delete=models.PROTECT, related_name="match_locks")
+    kind = models.CharField(max_length=24, choices=MatchLockKind.choices)
+    authorization_number = models.CharField(max_length=12, blank=True)
+    failures = models.PositiveIntegerField(default=0)
+    first_failure_at = models.DateTimeField()
+    last_failure_at = models.DateTimeField()
+    locked_at = models.DateTimeField(null=True, blank=True)
+    cleared_at = models.DateTimeField(null=True, blank=True)
+    cleared_by = models.ForeignKey("accounts.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["pharmacy", "kind", "authorization_number"], condition=models.Q(cleared_at__isnull=True),
+                name="match_lock_one_open",
+            )
+        ]

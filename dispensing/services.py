@@ -9,7 +9,9 @@ import uuid
 from dataclasses import replace
 from datetime import timedelta
 
-from django.db import transaction
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
 
 from rems import gates
 from rems.audit import log_entry_write
@@ -19,7 +21,11 @@ from rems.models import Attestation, AttestationKind, Certification, Idempotency
 from rems.selectors import certification_fact, rule_set_in_force
 from rems.services import certification_expire
 
-from .models import DispenseAuthorization, DispenseStatus, Prescription, PrescriptionStatus
+from accounts.models import RequestCounter, Role, User
+from rems.models import NotificationKind
+from rems.notifications import notification_create
+
+from .models import DispenseAuthorization, DispenseStatus, MatchLock, MatchLockKind, Prescription, PrescriptionStatus
 
 # How many recent pregnancy tests a decision reads at most: the lookback window is at most a few weeks, so a
 # history of any length costs the same.
@@ -287,7 +293,14 @@ def dispense_authorization_request(*, actor, pharmacy, authorization_number, dat
         .first()
     )
     request = gates.DispenseRequestFact(date_of_birth=date_of_birth, ndc=ndc, quantity=quantity, days_supply=days_supply)
-    if prescription is None:
+    lock = _locked_match(pharmacy, authorization_number)
+    if lock is not None:
+        facts = gates.DispenseFacts(
+            rule_set=None, pharmacy_certification=None, authorization=None, prescriber_certification=None,
+            patient=None, recent_tests=(), request=request, match_lock=_lock_message(lock),
+        )
+        program = patient = prescription = None
+    elif prescription is None:
         facts = gates.DispenseFacts(
             rule_set=None, pharmacy_certification=None, authorization=None, prescriber_certification=None,
             patient=None, recent_tests=(), request=request,
@@ -315,6 +328,11 @@ def dispense_authorization_request(*, actor, pharmacy, authorization_number, dat
     decision = gates.dispense_decide(facts=facts, now=now)
     entry_id = uuid.uuid4()
     rda = None
+    failed = set(decision.failed_codes)
+    if "AUTHORIZATION_FOUND" in failed:
+        _record_failed_match(actor, pharmacy, MatchLockKind.AUTHORIZATION_NUMBER, "", now)
+    if "PATIENT_DOB_MATCH" in failed:
+        _record_failed_match(actor, pharmacy, MatchLockKind.BIRTH_DATE, authorization_number, now)
     if decision.approved:
         # Only the request that moves the authorization from issued to authorized gets the RDA.
         taken = Prescription.objects.filter(
@@ -344,6 +362,76 @@ def dispense_authorization_request(*, actor, pharmacy, authorization_number, dat
         },
     )
     return decision, entry, rda
+
+
+# --- Failed matches ---------------------------------------------------------------------------------------
+UNKNOWN_NUMBER_WINDOW = timedelta(hours=24)
+
+
+def _locked_match(pharmacy, authorization_number):
+    return (
+        MatchLock.objects.filter(pharmacy=pharmacy, cleared_at__isnull=True, locked_at__isnull=False)
+        .filter(Q(kind=MatchLockKind.AUTHORIZATION_NUMBER)
+                | Q(kind=MatchLockKind.BIRTH_DATE, authorization_number=authorization_number))
+        .first()
+    )
+
+
+def _lock_message(lock):
+    what = ("wrong dates of birth for this authorization number" if lock.kind == MatchLockKind.BIRTH_DATE
+            else "unknown authorization numbers")
+    return (f"Too many {what} from this pharmacy ({lock.failures}); further requests are refused until the program "
+            "administrator clears them.")
+
+
+def _record_failed_match(actor, pharmacy, kind, authorization_number, now):
+    """Count a failed match; past the limit, lock the pharmacy's further attempts and tell the administrators."""
+    limit = (settings.REMS_BIRTH_DATE_FAILURES if kind == MatchLockKind.BIRTH_DATE
+             else settings.REMS_UNKNOWN_NUMBER_FAILURES)
+    key = {"pharmacy": pharmacy, "kind": kind, "authorization_number": authorization_number}
+    try:
+        with transaction.atomic():
+            lock = MatchLock.objects.create(**key, failures=0, first_failure_at=now, last_failure_at=now)
+    except IntegrityError:
+        lock = MatchLock.objects.select_for_update().get(**key, cleared_at__isnull=True)
+    if kind == MatchLockKind.AUTHORIZATION_NUMBER and lock.locked_at is None and (
+            lock.first_failure_at < now - UNKNOWN_NUMBER_WINDOW):
+        lock.failures, lock.first_failure_at = 0, now
+    lock.failures += 1
+    lock.last_failure_at = now
+    if lock.locked_at is None and lock.failures >= limit:
+        lock.locked_at = now
+        log_entry_write(
+            actor=actor, action="security.match_lock", outcome="locked", object_type="match_lock", object_id=lock.pk,
+            pharmacy_id=pharmacy.pk, now=now,
+            detail={"kind": kind, "authorization_number": authorization_number or None, "failures": lock.failures},
+        )
+        notification_create(
+            recipients=list(User.objects.filter(role=Role.ADMIN, is_active=True)), kind=NotificationKind.MATCH_LOCK,
+            subject_type="match_lock", subject_id=lock.pk, due_on=now.date(), send_at=now, now=now, priority="high",
+            title="A pharmacy's dispense requests are locked after failed matches",
+            body=f"Pharmacy {pharmacy.ncpdp_id}: {_lock_message(lock)} Review it and clear the lock at "
+                 f"/api/v1/match-locks/{lock.pk}/clear.",
+        )
+    lock.save()
+
+
+class CannotClearLock(ActionRefused):
+    pass
+
+
+@transaction.atomic
+def match_lock_clear(*, actor, lock, reason, now):
+    changed = MatchLock.objects.filter(pk=lock.pk, cleared_at__isnull=True).update(cleared_at=now, cleared_by=actor)
+    if not changed:
+        raise CannotClearLock("This lock is already cleared.")
+    log_entry_write(
+        actor=actor, action="security.match_lock_clear", outcome="cleared", object_type="match_lock",
+        object_id=lock.pk, pharmacy_id=lock.pharmacy_id, now=now,
+        detail={"kind": lock.kind, "authorization_number": lock.authorization_number or None, "reason": reason},
+    )
+    lock.refresh_from_db()
+    return lock
 
 
 def _lost_race(decision):
@@ -503,6 +591,7 @@ def expire_lapsed(*, now, batch_size=500):
                 counts["certifications"] += certification_expire(certification=certification, now=now)
         if len(rows) < batch_size:
             break
+    RequestCounter.objects.filter(window_start__lt=now - timedelta(hours=1)).delete()
     # Stored answers for Idempotency-Key repeats are kept for a day: enough for any retry, and no longer
     # than needed, since they hold what was answered (names and dates of birth included).
     while True:

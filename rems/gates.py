@@ -168,6 +168,8 @@ class DispenseFacts:
     patient: PatientFact | None
     recent_tests: tuple  # PregnancyTestFact in the lookback window
     request: DispenseRequestFact
+    # Why the pharmacy's attempts are refused after too many failed matches, if they are.
+    match_lock: str = ""
 
 
 def facts_for_log(facts):
@@ -629,6 +631,9 @@ def _check_dispense_request(authorization, request, params):
 
 def dispense_decide(*, facts: DispenseFacts, now: datetime) -> Decision:
     """Decide a pharmacy dispense authorization at `now`: every gate is checked again at this moment."""
+    if facts.match_lock:
+        # Too many wrong birth dates or unknown numbers: nothing is looked at until an administrator clears it.
+        return _decide([Check("MATCH_ATTEMPTS_LIMIT", False, facts.match_lock)], "")
     authorization = facts.authorization
     if authorization is None or facts.patient is None or facts.rule_set is None:
         # Without the authorization the program, and so the rule set, is unknown: nothing else can be checked.

@@ -341,6 +341,7 @@ class NotificationKind(models.TextChoices):
     CERTIFICATION_EXPIRING_30 = "certification_expiring_30"
     CERTIFICATION_EXPIRING_7 = "certification_expiring_7"
     POSITIVE_PREGNANCY_TEST = "positive_pregnancy_test"
+    MATCH_LOCK = "match_lock"
 
 
 class NotificationState(models.TextChoices):

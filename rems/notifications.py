@@ -80,9 +80,10 @@ def _enqueue(ids, priority):
     for notification_id in ids:
         try:
             deliver_notification.apply_async(args=[str(notification_id)], queue=queue, retry=False)
-        except Exception as exc:  # noqa: BLE001 - the delivery sweep sends it once the broker is back
-            logger.warning("broker unavailable, notification %s left to the delivery sweep: %s",
-                           notification_id, type(exc).__name__)
+        except Exception as exc:  # noqa: BLE001 - the delivery sweep sends them once the broker is back
+            logger.warning("broker unavailable, %d notification(s) left to the delivery sweep: %s",
+                           len(ids), type(exc).__name__)
+            return  # one failed publish is enough to know; do not hold the request up once per recipient
 
 
 def _prescriber_office(prescriber_id):
@@ -114,13 +115,18 @@ def notification_deliver(*, notification_id, now):
     """Send one notification if it is still pending and due. Returns 'sent', 'retry', 'failed' or 'skipped'."""
     with transaction.atomic():
         notification = (
-            Notification.objects.select_for_update(skip_locked=True)
+            Notification.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("recipient")
             .filter(pk=notification_id, state=NotificationState.PENDING, next_attempt_at__lte=now)
             .first()
         )
         if notification is None:
             return "skipped"  # already sent, not due yet, or being sent by another worker right now
+        if not notification.recipient.is_active:
+            notification.state = NotificationState.FAILED
+            notification.last_error = "recipient deactivated"
+            notification.save(update_fields=["state", "last_error"])
+            return "failed"
         address = notification.recipient.email
         try:
             if address:
@@ -221,7 +227,8 @@ def _plan_patient(patient, latest_test_at, now, params, counts):
                "(weekly for the first 8 weeks of therapy, then monthly).")
     # Patient surveys, by the category's cadence (every 6 months for adult FNRP; monthly otherwise).
     if params:
-        cadence = params.survey_interval_days.get(patient.risk_category, 28)
+        # Every-prescription categories: a survey before each prescription, so about once per supply.
+        cadence = params.survey_interval_days.get(patient.risk_category, params.max_days_supply)
         survey_due = (patient.latest_survey_at or start) + timedelta(days=cadence)
         remind(NotificationKind.SURVEY_DUE, survey_due.date(), survey_due, "Patient survey due",
                f"Patient {_short(patient.pk)} ({patient.risk_category}): a patient survey is due on "
@@ -294,8 +301,10 @@ def plan_expiry_reminders(*, now):
                 send_at=rda.expires_at - RDA_WARNING, now=now, title="Dispense authorization about to expire",
                 body=f"RDA {rda.rda_number} expires at {rda.expires_at:%Y-%m-%d %H:%M} UTC if not dispensed.",
             ))
-    for days, kind in ((30, NotificationKind.CERTIFICATION_EXPIRING_30), (7, NotificationKind.CERTIFICATION_EXPIRING_7)):
-        window = Q(expires_at__gt=now, expires_at__lte=now + timedelta(days=days))
+    for days, after, kind in ((30, 7, NotificationKind.CERTIFICATION_EXPIRING_30),
+                              (7, 0, NotificationKind.CERTIFICATION_EXPIRING_7)):
+        # Within 7 days only the 7-day reminder is sent: not both at once.
+        window = Q(expires_at__gt=now + timedelta(days=after), expires_at__lte=now + timedelta(days=days))
         for cert in Certification.objects.filter(window, status=Status.ACTIVE).select_related("program").iterator(
             chunk_size=PLAN_BATCH
         ):

@@ -265,3 +265,16 @@ EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = _env_bool("EMAIL_USE_TLS", PRODUCTION)
 EMAIL_TIMEOUT = 10
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "REMS service <rems@localhost>")
+
+# --- Guessing and logins ------------------------------------------------------------------------------------
+# Dispense-authorization requests per minute, per API key and per pharmacy (counted in the database, shared by
+# every process). Failed matches from one pharmacy before its further attempts are refused until a program
+# administrator clears them: wrong birth dates for one authorization number, and unknown authorization numbers
+# within 24 hours. Browser and admin-site logins: failures before a lockout, and its length.
+REMS_DISPENSE_RATE_PER_KEY = int(os.environ.get("REMS_DISPENSE_RATE_PER_KEY", "60"))
+REMS_DISPENSE_RATE_PER_PHARMACY = int(os.environ.get("REMS_DISPENSE_RATE_PER_PHARMACY", "300"))
+REMS_BIRTH_DATE_FAILURES = int(os.environ.get("REMS_BIRTH_DATE_FAILURES", "3"))
+REMS_UNKNOWN_NUMBER_FAILURES = int(os.environ.get("REMS_UNKNOWN_NUMBER_FAILURES", "10"))
+REMS_LOGIN_FAILURES = int(os.environ.get("REMS_LOGIN_FAILURES", "5"))
+REMS_LOGIN_LOCKOUT_MINUTES = int(os.environ.get("REMS_LOGIN_LOCKOUT_MINUTES", "15"))
+AUTHENTICATION_BACKENDS = ["accounts.backends.LockoutModelBackend"]

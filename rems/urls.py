@@ -39,6 +39,7 @@ urlpatterns = [
          name="certification-revoke"),
     path(f"{v1}users/", accounts_api.UserListCreate.as_view(), name="user-list"),
     path(f"{v1}users/<int:pk>/keys/", accounts_api.UserKeys.as_view(), name="user-keys"),
+    path(f"{v1}users/<int:pk>/deactivate", accounts_api.UserDeactivate.as_view(), name="user-deactivate"),
     path(f"{v1}keys/<int:pk>/revoke", accounts_api.ApiKeyRevoke.as_view(), name="key-revoke"),
     # Patients
     path(f"{v1}patients/", views.PatientListCreate.as_view(), name="patient-list"),
@@ -66,6 +67,8 @@ urlpatterns = [
          name="rda-reverse"),
     path(f"{v1}prescriptions/<uuid:pk>/history", audit_views.PrescriptionHistory.as_view(),
          name="prescription-history"),
+    path(f"{v1}match-locks/", dispensing_api.MatchLockList.as_view(), name="match-lock-list"),
+    path(f"{v1}match-locks/<int:pk>/clear", dispensing_api.MatchLockClear.as_view(), name="match-lock-clear"),
     # Compliance log and reports
     path(f"{v1}audit-events/", audit_views.AuditEventList.as_view(), name="audit-event-list"),
     path(f"{v1}audit-events/export.csv", audit_views.AuditEventExport.as_view(kind="csv"), name="audit-export-csv"),

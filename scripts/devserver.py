@@ -121,7 +121,7 @@ def main():
             [PYTHON, str(ROOT / "manage.py"), "runserver", f"{host}:{port}", "--noreload"], env=app_env, cwd=ROOT
         ))
         children.append(subprocess.Popen(
-            [*celery, "worker", "--loglevel", "INFO", "--concurrency", "2", "-Q", "celery,alerts"], env=app_env, cwd=ROOT
+            [*celery, "worker", "--loglevel", "INFO", "--concurrency", "2", "-Q", f"{env.get('REMS_QUEUE', 'celery')},{env.get('REMS_ALERTS_QUEUE', 'alerts')}"], env=app_env, cwd=ROOT
         ))
         children.append(subprocess.Popen(
             [*celery, "beat", "--loglevel", "INFO", "--schedule", str(LOCAL / "celerybeat-schedule")],

@@ -5,10 +5,13 @@ so an object outside the caller's scope is simply not found (404), exactly like 
 """
 
 from django.http import Http404
+from django.utils import timezone
 from rest_framework import permissions
 
-from accounts.models import PHARMACY_ROLES, PRESCRIBER_ROLES, Role
+from accounts.models import PHARMACY_ROLES, PRESCRIBER_ROLES, Role, User
+from accounts.services import party_is_barred
 from dispensing.models import DispenseAuthorization, Prescription
+from rems.audit import log_entry_write
 from rems.models import Certification, ComplianceLogEntry, Patient, Pharmacy, Prescriber
 
 ADMIN = {Role.ADMIN}
@@ -26,8 +29,26 @@ class RolePermission(permissions.BasePermission):
         user = request.user
         if user is None or not user.is_authenticated:
             return False
-        allowed = getattr(view, "roles", {}).get(request.method if request.method != "HEAD" else "GET", set())
-        return user.role in allowed
+        method = request.method if request.method != "HEAD" else "GET"
+        allowed = getattr(view, "roles", {}).get(method, set())
+        if user.role not in allowed:
+            _log_refusal(request, "role")
+            return False
+        if method not in getattr(view, "allowed_when_barred", ()) and party_is_barred(user):
+            self.message = ("The prescriber or pharmacy you act for is suspended or revoked in the program; every "
+                            "operation acting for it is refused.")
+            _log_refusal(request, "party suspended or revoked")
+            return False
+        return True
+
+
+def _log_refusal(request, reason):
+    user = request.user
+    log_entry_write(
+        actor=user, action="security.permission_refused", outcome="refused", object_type="route",
+        object_id=request.path[:64], now=timezone.now(), prescriber_id=user.prescriber_id,
+        pharmacy_id=user.pharmacy_id, detail={"method": request.method, "reason": reason},
+    )
 
 
 def prescribers_for(user):
@@ -99,3 +120,12 @@ def get_in_scope(queryset, **lookup):
     if obj is None:
         raise Http404
     return obj
+
+
+def users_for(user):
+    """Administrators manage every user; a pharmacy's authorized representative manages its own staff."""
+    if user.role == Role.ADMIN:
+        return User.objects.all()
+    if user.role == Role.PHARMACY_MANAGER:
+        return User.objects.filter(pharmacy_id=user.pharmacy_id)
+    return User.objects.none()

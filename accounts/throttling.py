@@ -1,0 +1,44 @@
+"""Throttling of dispense-authorization requests per API key and per pharmacy, counted in PostgreSQL: every
+process sees the same count, and the count does not depend on the broker."""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+from rest_framework.throttling import BaseThrottle
+
+WINDOW = timedelta(minutes=1)
+
+
+def count_requests(scopes, now):
+    """Add one request to each scope's current window; return {scope: count}."""
+    window = now.replace(second=0, microsecond=0)
+    values = ", ".join(["(%s, %s, 1)"] * len(scopes))
+    params = [p for scope in scopes for p in (scope, window)]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO accounts_requestcounter (scope, window_start, count) VALUES {values} "
+            "ON CONFLICT (scope, window_start) DO UPDATE SET count = accounts_requestcounter.count + 1 "
+            "RETURNING scope, count",
+            params,
+        )
+        return dict(cursor.fetchall()), window
+
+
+class DispenseThrottle(BaseThrottle):
+    def allow_request(self, request, view):
+        if request.method != "POST":
+            return True
+        user = request.user
+        caller = f"key:{request.auth.pk}" if getattr(request.auth, "pk", None) else f"user:{user.pk}"
+        scopes = {caller: settings.REMS_DISPENSE_RATE_PER_KEY}
+        if user.pharmacy_id:
+            scopes[f"pharmacy:{user.pharmacy_id}"] = settings.REMS_DISPENSE_RATE_PER_PHARMACY
+        now = timezone.now()
+        counts, window = count_requests(list(scopes), now)
+        self.wait_seconds = (window + WINDOW - now).total_seconds()
+        return all(counts[scope] <= limit for scope, limit in scopes.items())
+
+    def wait(self):
+        return self.wait_seconds
