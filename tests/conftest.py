@@ -94,3 +94,22 @@ def world(program):
         "admin_user": admin,
         "auditor_user": auditor,
     }
+
+
+@pytest.fixture(autouse=True)
+def no_patient_data_in_logs(request, caplog):
+    """No log line written during a test names a patient or gives a birth date: logs carry ids only."""
+    import logging
+
+    caplog.set_level(logging.INFO)
+    yield
+    if not {"db", "transactional_db", "world", "program"} & set(request.fixturenames):
+        return
+    from rems.models import Patient
+
+    secrets_ = set()
+    for first, last, born in Patient.objects.values_list("first_name", "last_name", "date_of_birth"):
+        secrets_.update({f"{first} {last}", last, born.isoformat()})
+    lines = [record.getMessage() + (record.exc_text or "") for record in caplog.records]
+    leaks = [(line, secret) for line in lines for secret in secrets_ if len(secret) > 3 and secret in line]
+    assert not leaks, f"patient data in the log: {leaks[:3]}"

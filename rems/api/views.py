@@ -171,10 +171,12 @@ class _PartyCertifications(ApiView):
 
 
 class PrescriberCertifications(_PartyCertifications):
+    roles = {"GET": READERS | PRESCRIBER_OFFICE, "POST": ADMIN}
     party = "prescriber"
 
 
 class PharmacyCertifications(_PartyCertifications):
+    roles = {"GET": READERS | PHARMACY_STAFF, "POST": ADMIN}
     party = "pharmacy"
 
 

@@ -33,4 +33,5 @@ def test_nobody_sees_another_users_notifications(api, world):
     alert = Notification.objects.get(recipient=world["admin_user"])
 
     assert api.get("/api/v1/notifications/", as_=world["auditor"])[1]["results"] == []
-    assert api.post(f"/api/v1/notifications/{alert.pk}/read", as_=world["auditor"])[0] == 404
+    assert api.post(f"/api/v1/notifications/{alert.pk}/read", as_=world["ours"].tokens["pharmacist"])[0] == 404
+    assert api.post(f"/api/v1/notifications/{alert.pk}/read", as_=world["auditor"])[0] == 403  # changes nothing
