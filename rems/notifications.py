@@ -50,9 +50,10 @@ def _backoff(attempts):
 
 # --- Creating -------------------------------------------------------------------------------------------
 def notification_create(*, recipients, kind, subject_type, subject_id, due_on, send_at, title, body, now,
-                        priority="normal"):
+                        priority="normal", enqueue=True):
     """Store one notification per recipient, once: a second call with the same recipient, kind, subject and due
-    date creates nothing. Those due now are handed to a worker after commit."""
+    date creates nothing. With `enqueue`, those due now are handed to a worker after commit; planned reminders
+    leave that to the delivery sweep, which sends them within a minute without a message each."""
     rows = [
         Notification(
             recipient=user, kind=kind, priority=priority, subject_type=subject_type, subject_id=str(subject_id),
@@ -68,7 +69,7 @@ def notification_create(*, recipients, kind, subject_type, subject_id, due_on, s
             created_at=now,
         ).values_list("pk", flat=True)
     )
-    if ids and send_at <= now:
+    if ids and enqueue and send_at <= now:
         transaction.on_commit(lambda: _enqueue(ids, priority))
     return ids
 
@@ -179,20 +180,17 @@ def _short(patient_id):
     return str(patient_id)[:8]
 
 
-def _plan_patient(patient, latest_test_at, now, params, counts):
-    office = None
-
+def _plan_patient(patient, latest_test_at, now, params, counts, offices):
     def office_users():
-        nonlocal office
-        if office is None:
-            office = _prescriber_office(patient.prescriber_id)
-        return office
+        if patient.prescriber_id not in offices:
+            offices[patient.prescriber_id] = _prescriber_office(patient.prescriber_id)
+        return offices[patient.prescriber_id]
 
     def remind(kind, due_on, send_at, title, body):
         if _due_now(send_at, now) and office_users():
             created = notification_create(
                 recipients=office_users(), kind=kind, subject_type="patient", subject_id=patient.pk,
-                due_on=due_on, send_at=send_at, title=title, body=body, now=now,
+                due_on=due_on, send_at=send_at, title=title, body=body, now=now, enqueue=False,
             )
             counts[kind] = counts.get(kind, 0) + len(created)
 
@@ -239,7 +237,7 @@ def plan_patient_reminders(*, now, batch_size=PLAN_BATCH):
     """Create the reminders due now for every patient in therapy, in batches keyed on the patient id."""
     from .models import PatientSurvey, Program
 
-    counts = {}
+    counts, offices = {}, {}
     params_by_program = {p.pk: rule_set_in_force(program=p, now=now).parameters for p in Program.objects.all()}
     latest_negative = (
         PregnancyTest.objects.filter(patient=OuterRef("pk"), result="negative").values("patient")
@@ -259,9 +257,10 @@ def plan_patient_reminders(*, now, batch_size=PLAN_BATCH):
         if last_id is not None:
             qs = qs.filter(pk__gt=last_id)
         batch = list(qs[:batch_size])
-        for patient in batch:
-            with transaction.atomic():
-                _plan_patient(patient, patient.latest_test_at, now, params_by_program.get(patient.program_id), counts)
+        with transaction.atomic():
+            for patient in batch:
+                _plan_patient(patient, patient.latest_test_at, now, params_by_program.get(patient.program_id), counts,
+                              offices)
         if len(batch) < batch_size:
             return counts
         last_id = batch[-1].pk
@@ -288,7 +287,7 @@ def plan_expiry_reminders(*, now):
             add(NotificationKind.AUTHORIZATION_EXPIRING, notification_create(
                 recipients=recipients, kind=NotificationKind.AUTHORIZATION_EXPIRING, subject_type="prescription",
                 subject_id=rx.pk, due_on=rx.expires_at.date(), send_at=rx.expires_at - AUTHORIZATION_WARNING,
-                now=now, title="Prescription authorization expires within 24 hours",
+                now=now, enqueue=False, title="Prescription authorization expires within 24 hours",
                 body=f"Authorization {rx.authorization_number} expires undispensed at {rx.expires_at:%Y-%m-%d %H:%M} UTC.",
             ))
     for rda in DispenseAuthorization.objects.filter(
@@ -298,7 +297,8 @@ def plan_expiry_reminders(*, now):
             add(NotificationKind.RDA_EXPIRING, notification_create(
                 recipients=_pharmacy_staff(rda.pharmacy_id), kind=NotificationKind.RDA_EXPIRING,
                 subject_type="dispense_authorization", subject_id=rda.pk, due_on=rda.expires_at.date(),
-                send_at=rda.expires_at - RDA_WARNING, now=now, title="Dispense authorization about to expire",
+                send_at=rda.expires_at - RDA_WARNING, now=now, enqueue=False,
+                title="Dispense authorization about to expire",
                 body=f"RDA {rda.rda_number} expires at {rda.expires_at:%Y-%m-%d %H:%M} UTC if not dispensed.",
             ))
     for days, after, kind in ((30, 7, NotificationKind.CERTIFICATION_EXPIRING_30),
@@ -314,6 +314,7 @@ def plan_expiry_reminders(*, now):
                 add(kind, notification_create(
                     recipients=recipients, kind=kind, subject_type="certification", subject_id=cert.pk,
                     due_on=cert.expires_at.date(), send_at=cert.expires_at - timedelta(days=days), now=now,
+                    enqueue=False,
                     title=f"Certification in {cert.program.slug} ends within {days} days",
                     body=f"Certification {cert.pk} ends on {cert.expires_at:%Y-%m-%d}; renew it to keep prescribing "
                          "or dispensing.",

@@ -1,0 +1,140 @@
+"""Benchmark of the periodic sweeps: expiring N due prescription authorizations, and planning the reminders of
+N patients in therapy, each in a fresh process whose peak memory is read from the kernel; then the same sweep
+again, which must find nothing to do.
+
+    python scripts/bench/sweep_bench.py [--sizes 10000,100000] [--out bench-results]
+
+Uses its own database, `rems_bench_sweep`, on the server of DATABASE_URL, dropped and created anew for each size.
+"""
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import urllib.parse
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+DB = "rems_bench_sweep"
+
+
+def _urls():
+    base = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/rems")
+    parts = urllib.parse.urlsplit(base)
+    return parts._replace(path="/postgres").geturl(), parts._replace(path=f"/{DB}").geturl()
+
+
+def _child(code, url):
+    """Run `code` in a fresh interpreter set up for the bench database; it prints one JSON object."""
+    prelude = f"""
+import json, os, resource, sys, time
+sys.path.insert(0, {str(ROOT)!r})
+os.environ.update(DATABASE_URL={url!r}, REMS_ENV='development', LOG_LEVEL='WARNING',
+                  DJANGO_SETTINGS_MODULE='rems.settings')
+import django; django.setup()
+from django.utils import timezone
+"""
+    result = subprocess.run([sys.executable, "-c", prelude + code], capture_output=True, text=True, timeout=7200)
+    if result.returncode:
+        raise RuntimeError(result.stderr[-3000:])
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+SETUP = """
+from django.core.management import call_command
+from django.db import connection
+call_command("migrate", verbosity=0)
+call_command("seed_demo", "--json", stdout=open(os.devnull, "w"))
+n = int(sys.argv[1]) if len(sys.argv) > 1 else N
+with connection.cursor() as c:
+    c.execute("SELECT id FROM rems_prescriber LIMIT 1"); prescriber = c.fetchone()[0]
+    c.execute("SELECT id FROM rems_program WHERE slug = 'pomalidomide'"); program = c.fetchone()[0]
+    c.execute("SELECT id FROM rems_product WHERE ndc = '59572-0504-21'"); product = c.fetchone()[0]
+    started = time.perf_counter()
+    c.execute('''
+      INSERT INTO rems_patient (id, program_id, prescriber_id, first_name, last_name, date_of_birth, risk_category,
+        agreement_signed_on, irregular_cycles, status, status_reason, enrolled_at, status_changed_at, therapy_started_at)
+      SELECT gen_random_uuid(), %s, %s, 'Bench', 'Patient' || g, DATE '1970-01-01' + (g %% 9000), 'FNRP_ADULT',
+             DATE '2025-06-01', false, 'active', '', now() - interval '200 days', now() - interval '200 days',
+             now() - interval '7 days' - make_interval(secs => g %% 43200)
+        FROM generate_series(1, %s) g''', [program, prescriber, n])
+    c.execute('''
+      INSERT INTO dispensing_prescription (id, authorization_number, patient_id, prescriber_id, program_id,
+        product_id, quantity, days_supply, risk_category, rule_set, status, issued_at, expires_at,
+        status_changed_at, status_reason, decision_id)
+      SELECT gen_random_uuid(), 'P' || lpad(row_number() OVER ()::text, 11, '0'), p.id, p.prescriber_id, p.program_id,
+             %s, 21, 28, 'FNRP_ADULT', 'pomalidomide@2025-01-01', 'issued', now() - interval '31 days',
+             now() - interval '1 day', now() - interval '31 days', '', gen_random_uuid()
+        FROM rems_patient p WHERE p.first_name = 'Bench' ''', [product])
+print(json.dumps({"rows": n, "seconds": round(time.perf_counter() - started, 1)}))
+"""
+
+EXPIRE = """
+from dispensing.services import expire_lapsed
+started = time.perf_counter()
+counts = expire_lapsed(now=timezone.now())
+elapsed = time.perf_counter() - started
+print(json.dumps({"expired": counts["prescriptions"], "seconds": round(elapsed, 1),
+                  "per_second": round(counts["prescriptions"] / elapsed) if counts["prescriptions"] else 0,
+                  "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
+"""
+
+PLAN = """
+from rems.notifications import plan_patient_reminders
+started = time.perf_counter()
+counts = plan_patient_reminders(now=timezone.now())
+elapsed = time.perf_counter() - started
+print(json.dumps({"created": sum(counts.values()), "by_kind": counts, "seconds": round(elapsed, 1),
+                  "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
+"""
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000,100000")
+    parser.add_argument("--out", default=str(ROOT / "bench-results"))
+    args = parser.parse_args()
+    admin_url, url = _urls()
+    import psycopg
+
+    results = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                           "python": platform.python_version()}, "sizes": []}
+    for size in [int(s) for s in args.sizes.split(",")]:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+            conn.execute(f"CREATE DATABASE {DB}")
+        setup = _child(f"N = {size}\n" + SETUP, url)
+        first = _child(EXPIRE, url)
+        again = _child(EXPIRE, url)
+        plan = _child(PLAN, url)
+        plan_again = _child(PLAN, url)
+        row = {"size": size, "setup": setup, "expire": first, "expire_again": again, "plan": plan,
+               "plan_again": plan_again}
+        results["sizes"].append(row)
+        print(json.dumps(row), flush=True)
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "sweep-bench.json").write_text(json.dumps(results, indent=2))
+    lines = ["| due authorizations | expired | seconds | per second | peak RSS (MiB) | second run expired |",
+             "|---|---|---|---|---|---|"]
+    for r in results["sizes"]:
+        e = r["expire"]
+        lines.append(f"| {r['size']} | {e['expired']} | {e['seconds']} | {e['per_second']} | {e['peak_rss_mib']} | "
+                     f"{r['expire_again']['expired']} |")
+    lines += ["", "| patients in therapy | reminders created | seconds | peak RSS (MiB) | second run created |",
+              "|---|---|---|---|---|"]
+    for r in results["sizes"]:
+        p = r["plan"]
+        lines.append(f"| {r['size']} | {p['created']} | {p['seconds']} | {p['peak_rss_mib']} | "
+                     f"{r['plan_again']['created']} |")
+    markdown = "\n".join(lines) + "\n"
+    (out / "sweep-bench.md").write_text(markdown)
+    print(markdown)
+
+
+if __name__ == "__main__":
+    main()
