@@ -29,7 +29,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed("Invalid API key.") from None
         now = timezone.now()
         api_key = (
-            ApiKey.objects.select_related("user").annotate(party_barred=party_barred_expression("user__"))
+            ApiKey.objects.select_related("user", "user__pharmacy", "user__prescriber").annotate(party_barred=party_barred_expression("user__"))
             .filter(key_hash=api_key_hash(key)).first()
         )
         if api_key is None or api_key.revoked_at is not None or not api_key.user.is_active:

@@ -18,7 +18,7 @@ from rems.audit import log_entries_write, log_entry_write
 from rems.errors import ActionRefused
 from rems.identifiers import DISPENSE_PREFIX, PRESCRIPTION_PREFIX, authorization_number_new
 from rems.models import Attestation, AttestationKind, Certification, IdempotencyRecord, Patient, PatientSurvey, PregnancyTest, Product, Status
-from rems.selectors import certification_fact, rule_set_in_force
+from rems.selectors import certification_fact, certification_facts, rule_set_in_force
 from rems.services import certification_expire
 
 from accounts.models import RequestCounter, Role, User
@@ -77,14 +77,19 @@ def _patient_history(patient, rule_set, now):
     if rule_set.parameters is not None:
         reproductive = patient.risk_category in rule_set.parameters.reproductive_potential_categories
         male = patient.risk_category in rule_set.parameters.male_categories
-    prescriptions = Prescription.objects.filter(patient=patient, program_id=patient.program_id)
-    previous = (
-        prescriptions.exclude(status=PrescriptionStatus.CANCELLED).order_by("-issued_at").values("issued_at").first()
+    # The latest prescription not cancelled, and the open one: only one can be open, and it is then the latest
+    # issued, so one query of the two latest rows holds both.
+    latest = list(
+        Prescription.objects.filter(patient=patient, program_id=patient.program_id)
+        .exclude(status=PrescriptionStatus.CANCELLED)
+        .order_by("-issued_at")
+        .values("issued_at", "status", "authorization_number", "expires_at")[:2]
     )
-    open_rx = (
-        prescriptions.filter(status__in=[PrescriptionStatus.ISSUED, PrescriptionStatus.AUTHORIZED])
-        .values("authorization_number", "expires_at")
-        .first()
+    previous = latest[0] if latest else None
+    open_rx = next(
+        ({"authorization_number": r["authorization_number"], "expires_at": r["expires_at"]} for r in latest
+         if r["status"] in (PrescriptionStatus.ISSUED, PrescriptionStatus.AUTHORIZED)),
+        None,
     )
     # The supply actually dispensed, which may be less than the prescription allowed.
     last_dispense = (
@@ -145,14 +150,17 @@ def prescription_authorize(*, actor, patient, ndc, quantity, days_supply, now):
     # One decision per patient at a time: the open-prescription check and the insert cannot interleave.
     patient = Patient.objects.select_for_update().select_related("program").get(pk=patient.pk)
     program = patient.program
-    _expire_lapsed_open_prescriptions(patient=patient, now=now)
     rule_set = rule_set_in_force(program=program, now=now)
     product = Product.objects.filter(ndc=ndc, program=program).first()
+    history = _patient_history(patient, rule_set, now)
+    if history.open_prescription is not None and history.open_prescription.expires_at <= now:
+        # The open authorization has lapsed: expire it now rather than wait for the sweep.
+        _expire_lapsed_open_prescriptions(patient=patient, now=now)
     facts = gates.PrescriptionFacts(
         rule_set=rule_set,
         prescriber_certification=certification_fact(program_id=program.pk, prescriber_id=patient.prescriber_id),
         patient=_patient_fact(patient),
-        history=_patient_history(patient, rule_set, now),
+        history=history,
         request=gates.PrescriptionRequestFact(
             ndc=ndc, product_in_program=product is not None, quantity=quantity, days_supply=days_supply
         ),
@@ -337,11 +345,14 @@ def dispense_authorization_request(*, actor, pharmacy, authorization_number, dat
             rule_set.parameters is not None
             and patient.risk_category in rule_set.parameters.reproductive_potential_categories
         )
+        prescriber_certification, pharmacy_certification = certification_facts(
+            program_id=program.pk, prescriber_id=prescription.prescriber_id, pharmacy_id=pharmacy.pk
+        )
         facts = gates.DispenseFacts(
             rule_set=rule_set,
-            pharmacy_certification=certification_fact(program_id=program.pk, pharmacy_id=pharmacy.pk),
+            pharmacy_certification=pharmacy_certification,
             authorization=_authorization_fact(prescription),
-            prescriber_certification=certification_fact(program_id=program.pk, prescriber_id=prescription.prescriber_id),
+            prescriber_certification=prescriber_certification,
             patient=_patient_fact(patient),
             recent_tests=_recent_tests(patient.pk, rule_set, now) if reproductive else (),
             request=request,

@@ -1,5 +1,7 @@
 """Reads shared by services and the API. Scoping to the caller happens in `rems.api.scope`."""
 
+from django.db.models import Q
+
 from .gates import CertificationFact, RuleSetFact
 from .models import Certification, RuleSet, Status
 from .rules import InvalidRuleSet, RuleParameters
@@ -37,3 +39,18 @@ def certification_fact(*, program_id, prescriber_id=None, pharmacy_id=None):
 def certification_is_active(*, program_id, now, prescriber_id=None, pharmacy_id=None):
     fact = certification_fact(program_id=program_id, prescriber_id=prescriber_id, pharmacy_id=pharmacy_id)
     return fact is not None and fact.status == Status.ACTIVE and fact.expires_at > now
+
+
+def certification_facts(*, program_id, prescriber_id, pharmacy_id):
+    """The prescriber's and the pharmacy's latest certifications in the program, in one query."""
+    latest = {}
+    rows = (
+        Certification.objects.filter(program_id=program_id)
+        .filter(Q(prescriber_id=prescriber_id) | Q(pharmacy_id=pharmacy_id))
+        .order_by("-certified_at")
+        .values("prescriber_id", "pharmacy_id", "status", "expires_at")
+    )
+    for row in rows:
+        party = "prescriber" if row["prescriber_id"] else "pharmacy"
+        latest.setdefault(party, CertificationFact(status=row["status"], expires_at=row["expires_at"]))
+    return latest.get("prescriber"), latest.get("pharmacy")
