@@ -7,6 +7,7 @@ from rems.audit import log_entry_write
 
 from .models import ApiKey
 from .services import api_key_hash, party_barred_expression
+from .throttling import first_in_window
 
 # last_used_at is written at most this often per key, so that reads stay reads.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -49,5 +50,8 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
 def _log_failure(key, now, reason):
     # The key's first characters only: enough to recognise a leaked or mistyped key, never enough to use it.
+    # Once a minute per key at most, so that nobody can flood the log by sending bad keys.
+    if not first_in_window(f"authfail:{key[:10]}", now):
+        return
     log_entry_write(actor=None, action="security.auth_failed", outcome="refused", object_type="api_key",
                     object_id=key[:10], now=now, detail={"reason": reason})

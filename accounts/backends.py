@@ -11,6 +11,8 @@ from rems.audit import log_entry_write
 
 from .models import LoginState
 
+FAILURES_FORGOTTEN_AFTER = timedelta(hours=1)
+
 
 class LockoutModelBackend(ModelBackend):
     def authenticate(self, request, username=None, password=None, **kwargs):
@@ -32,6 +34,8 @@ class LockoutModelBackend(ModelBackend):
                 log_entry_write(actor=user, action="security.login", outcome="succeeded", object_type="user",
                                 object_id=user.pk, now=now)
                 return user
+            if state.last_failure_at and state.last_failure_at < now - FAILURES_FORGOTTEN_AFTER:
+                state.failures = 0  # old failures do not add up to a lockout
             state.failures += 1
             state.last_failure_at = now
             locked = state.failures >= settings.REMS_LOGIN_FAILURES

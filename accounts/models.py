@@ -1,6 +1,7 @@
 """Users, the role each one has, whom they act for, and their API keys."""
 
 from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import UserManager as BaseUserManager
 from django.db import models
 from django.db.models import Q
 
@@ -19,6 +20,13 @@ PHARMACY_ROLES = {Role.PHARMACIST, Role.PHARMACY_MANAGER}
 PROGRAM_ROLES = {Role.ADMIN, Role.AUDITOR}
 
 
+class UserManager(BaseUserManager):
+    def create_superuser(self, username, email=None, password=None, **extra_fields):
+        # A superuser acts for the program: it is an administrator.
+        extra_fields.setdefault("role", Role.ADMIN)
+        return super().create_superuser(username, email, password, **extra_fields)
+
+
 class User(AbstractUser):
     """A person or system that calls the service. It acts for exactly one prescriber, one pharmacy, or the
     program (administrators and auditors)."""
@@ -28,6 +36,8 @@ class User(AbstractUser):
         "rems.Prescriber", null=True, blank=True, on_delete=models.PROTECT, related_name="users"
     )
     pharmacy = models.ForeignKey("rems.Pharmacy", null=True, blank=True, on_delete=models.PROTECT, related_name="users")
+
+    objects = UserManager()
 
     class Meta:
         constraints = [

@@ -12,7 +12,7 @@ WINDOW = timedelta(minutes=1)
 
 
 def count_requests(scopes, now):
-    """Add one request to each scope's current window; return {scope: count}."""
+    """Add one request to each scope's current window; return ({scope: count}, the window's start)."""
     window = now.replace(second=0, microsecond=0)
     values = ", ".join(["(%s, %s, 1)"] * len(scopes))
     params = [p for scope in scopes for p in (scope, window)]
@@ -42,3 +42,9 @@ class DispenseThrottle(BaseThrottle):
 
     def wait(self):
         return self.wait_seconds
+
+
+def first_in_window(scope, now):
+    """Count an event; True only for the first of its kind in the current minute."""
+    counts, _ = count_requests([scope], now)
+    return counts[scope] == 1

@@ -311,8 +311,9 @@ class MatchLockList(ApiView):
     @extend_schema(responses=MatchLockOut(many=True), parameters=[OpenApiParameter("locked", str)])
     def get(self, request):
         qs = MatchLock.objects.select_related("pharmacy").filter(cleared_at__isnull=True)
-        if choice_param(request, "locked", ["true", "false"]) == "true":
-            qs = qs.filter(locked_at__isnull=False)
+        locked = choice_param(request, "locked", ["true", "false"])
+        if locked is not None:
+            qs = qs.filter(locked_at__isnull=locked == "false")
         return self.paginated(request, qs, MatchLockOut, "-last_failure_at")
 
 

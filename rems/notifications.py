@@ -7,11 +7,12 @@ row (`FOR UPDATE SKIP LOCKED`) and sends only what is still pending, so a task d
 """
 
 import logging
+import uuid
 from datetime import datetime, time, timedelta, timezone as dt_timezone
 
 from django.conf import settings
 from django.core.mail import EmailMessage
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Max, OuterRef, Q, Subquery
 
 from accounts.models import PHARMACY_ROLES, PRESCRIBER_ROLES, Role, User
@@ -54,21 +55,22 @@ def notification_create(*, recipients, kind, subject_type, subject_id, due_on, s
     """Store one notification per recipient, once: a second call with the same recipient, kind, subject and due
     date creates nothing. With `enqueue`, those due now are handed to a worker after commit; planned reminders
     leave that to the delivery sweep, which sends them within a minute without a message each."""
-    rows = [
-        Notification(
-            recipient=user, kind=kind, priority=priority, subject_type=subject_type, subject_id=str(subject_id),
-            due_on=due_on, send_at=send_at, title=title, body=body, next_attempt_at=send_at, created_at=now,
+    if not recipients:
+        return []
+    values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'pending', 0, %s, '', %s)"] * len(recipients))
+    params = []
+    for user in recipients:
+        params += [uuid.uuid4(), user.pk, kind, priority, subject_type, str(subject_id), due_on, send_at, title, body,
+                   send_at, now]
+    with connection.cursor() as cursor:
+        # One statement; a notification already there (same recipient, kind, subject, due date) is left alone.
+        cursor.execute(
+            f"INSERT INTO {Notification._meta.db_table} (id, recipient_id, kind, priority, subject_type, subject_id, "
+            "due_on, send_at, title, body, state, attempts, next_attempt_at, last_error, created_at) "
+            f"VALUES {values} ON CONFLICT (recipient_id, kind, subject_id, due_on) DO NOTHING RETURNING id",
+            params,
         )
-        for user in recipients
-    ]
-    Notification.objects.bulk_create(rows, ignore_conflicts=True)
-    # ignore_conflicts does not say which rows were new: those created now are the ones stamped with `now`.
-    ids = list(
-        Notification.objects.filter(
-            kind=kind, subject_id=str(subject_id), due_on=due_on, recipient__in=[u.pk for u in recipients],
-            created_at=now,
-        ).values_list("pk", flat=True)
-    )
+        ids = [row[0] for row in cursor.fetchall()]
     if ids and enqueue and send_at <= now:
         transaction.on_commit(lambda: _enqueue(ids, priority))
     return ids

@@ -10,6 +10,7 @@ from rest_framework import permissions
 
 from accounts.models import PHARMACY_ROLES, PRESCRIBER_ROLES, Role, User
 from accounts.services import party_is_barred
+from accounts.throttling import first_in_window
 from dispensing.models import DispenseAuthorization, Prescription
 from rems.audit import log_entry_write
 from rems.models import Certification, ComplianceLogEntry, Patient, Pharmacy, Prescriber
@@ -44,6 +45,9 @@ class RolePermission(permissions.BasePermission):
 
 def _log_refusal(request, reason):
     user = request.user
+    # One entry per user and minute is enough to see it; a script hammering a route cannot flood the log.
+    if not first_in_window(f"refused:{user.pk}", timezone.now()):
+        return
     log_entry_write(
         actor=user, action="security.permission_refused", outcome="refused", object_type="route",
         object_id=request.path[:64], now=timezone.now(), prescriber_id=user.prescriber_id,
@@ -127,5 +131,5 @@ def users_for(user):
     if user.role == Role.ADMIN:
         return User.objects.all()
     if user.role == Role.PHARMACY_MANAGER:
-        return User.objects.filter(pharmacy_id=user.pharmacy_id)
+        return User.objects.filter(pharmacy_id=user.pharmacy_id, role=Role.PHARMACIST)
     return User.objects.none()
