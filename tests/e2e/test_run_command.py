@@ -61,10 +61,10 @@ def test_the_run_command_serves_the_flows_and_stops_cleanly(tmp_path):
     finally:
         process.send_signal(signal.SIGINT)
         try:
-            process.wait(timeout=60)
+            process.wait(timeout=90)
         except subprocess.TimeoutExpired:
             process.kill()
-            raise
+            raise AssertionError("Ctrl-C did not stop the service:\n" + "".join(output[-60:])) from None
     time.sleep(1)
     assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
     assert not [p for p in psutil.process_iter(["cmdline"]) if str(local) in " ".join(p.info["cmdline"] or [])]
