@@ -81,11 +81,16 @@ def main():
         for child in children:
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
+        # Ten seconds in all for a graceful stop (a worker finishes its task; late acknowledgement means an
+        # unfinished one is delivered again), then whatever is left is killed.
+        deadline = time.monotonic() + 10
         for child in children:
             try:
-                child.wait(timeout=15)
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
+                say(f"{' '.join(map(str, child.args[:4]))} did not stop in time; killing it")
                 child.kill()
+                child.wait()
         if server is not None:
             say("stopping the embedded PostgreSQL server")
             server.cleanup()
