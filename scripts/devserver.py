@@ -95,6 +95,8 @@ def main():
             say("stopping the embedded PostgreSQL server")
             server.cleanup()
 
+    # Ctrl-C stops everything, even when this was started with SIGINT ignored (as background jobs are).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: (stop(), sys.exit(0)))
     try:
         if not env.get("DATABASE_URL"):
