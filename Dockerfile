@@ -13,4 +13,6 @@ RUN REMS_ENV=production SECRET_KEY=collectstatic-only-$(python -c 'import secret
 USER rems
 
 EXPOSE 8000
-CMD ["gunicorn", "rems.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "4", "--access-logfile", "-"]
+# Long enough for a streamed export or a verification of a large log.
+CMD ["gunicorn", "rems.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "4", "--threads", "4", \
+     "--timeout", "300", "--access-logfile", "-"]

@@ -10,7 +10,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 
 from rems import gates
@@ -322,7 +322,14 @@ def dispense_authorization_request(*, actor, pharmacy, authorization_number, dat
         .first()
     )
     request = gates.DispenseRequestFact(date_of_birth=date_of_birth, ndc=ndc, quantity=quantity, days_supply=days_supply)
+    # Requests of one pharmacy for one number take turns, so that each sees the failures counted before it: no
+    # burst of guesses can slip past the birth-date limit.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                       [f"dispense:{pharmacy.pk}:{authorization_number}"])
     lock = _locked_match(pharmacy, authorization_number)
+    # Even a request refused unseen stays in the prescription's history; nothing of it goes into the answer.
+    logged_prescription_id = prescription.pk if prescription else None
     if lock is not None:
         facts = gates.DispenseFacts(
             rule_set=None, pharmacy_certification=None, authorization=None, prescriber_certification=None,
@@ -385,7 +392,7 @@ def dispense_authorization_request(*, actor, pharmacy, authorization_number, dat
         object_type="dispense_authorization", object_id=rda.pk if rda else "", program=program.slug if program else "",
         patient_id=patient.pk if patient else None,
         prescriber_id=prescription.prescriber_id if prescription else None, pharmacy_id=pharmacy.pk,
-        prescription_id=prescription.pk if prescription else None, rule_set=decision.rule_set,
+        prescription_id=logged_prescription_id, rule_set=decision.rule_set,
         checks=_checks_json(decision), facts=gates.facts_for_log(facts), now=now,
         detail={
             "authorization_number": authorization_number, "ndc": ndc, "quantity": quantity,

@@ -216,10 +216,14 @@ def check_certified(code, party, certification, now):
     return Check(code, True, f"The {party} is certified until {_day(certification.expires_at)}.")
 
 
-def check_patient_enrolled(patient):
+def check_patient_enrolled(patient, *, for_pharmacy=False):
     code = "PATIENT_ENROLLED"
     if patient.status == "active":
         return Check(code, True, "The patient's enrollment is active.")
+    if for_pharmacy:
+        # A pharmacy needs to know that it may not dispense, not why: the reason may be clinical.
+        return Check(code, False, "The patient's enrollment is not active; nothing may be dispensed. The prescriber "
+                                  "has the details.")
     reason = f" ({patient.status_reason})" if patient.status_reason else ""
     return Check(
         code, False,
@@ -268,7 +272,7 @@ def _qualifying_negatives(tests, params):
     )
 
 
-def check_no_positive_test(tests, params):
+def check_no_positive_test(tests, params, *, for_pharmacy=False):
     """FRP: the latest pregnancy test must not be positive; a positive test since the latest negative one
     blocks everything."""
     code = "PREGNANCY_TEST_NEGATIVE"
@@ -277,6 +281,8 @@ def check_no_positive_test(tests, params):
     positives = [t for t in tests if t.result == "positive" and (latest_negative_at is None or t.collected_at >= latest_negative_at)]
     if positives:
         latest = max(positives, key=lambda t: t.collected_at)
+        if for_pharmacy:
+            return Check(code, False, "A positive pregnancy test is on file; nothing may be dispensed.")
         return Check(
             code, False,
             f"A positive pregnancy test was collected on {_day(latest.collected_at)}; no prescription or dispense "
@@ -664,7 +670,7 @@ def dispense_decide(*, facts: DispenseFacts, now: datetime) -> Decision:
     checks += _check_authorization(authorization, now)
     checks += _check_dispense_request(authorization, facts.request, params)
     checks.append(check_certified("PRESCRIBER_CERTIFIED", "prescriber", facts.prescriber_certification, now))
-    checks.append(check_patient_enrolled(facts.patient))
+    checks.append(check_patient_enrolled(facts.patient, for_pharmacy=True))
     checks += check_risk_category(facts.patient, params, now.date())
     if facts.patient.risk_category == authorization.risk_category:
         checks.append(Check(
@@ -678,7 +684,7 @@ def dispense_decide(*, facts: DispenseFacts, now: datetime) -> Decision:
             f"{facts.patient.risk_category}; the prescriber must obtain a new authorization.",
         ))
     if facts.patient.risk_category in params.reproductive_potential_categories:
-        checks.append(check_no_positive_test(facts.recent_tests, params))
+        checks.append(check_no_positive_test(facts.recent_tests, params, for_pharmacy=True))
     # The RDA is valid 24 hours, and never beyond the authorization it draws on.
     expires_at = min(now + timedelta(hours=params.dispense_authorization_validity_hours), authorization.expires_at)
     return _decide(checks, facts.rule_set.label, expires_at)

@@ -97,7 +97,14 @@ TEMPLATES = [
     },
 ]
 
-DATABASE_URL = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/rems")
+_LOCAL_DIR = Path(os.environ.get("REMS_LOCAL_DIR", BASE_DIR / ".local"))
+# In development, with no DATABASE_URL, a command run beside `make run` finds the embedded server it started.
+_EMBEDDED_URL_FILE = _LOCAL_DIR / "database-url"
+DATABASE_URL = os.environ.get("DATABASE_URL") or (
+    _EMBEDDED_URL_FILE.read_text().strip()
+    if REMS_ENV == "development" and _EMBEDDED_URL_FILE.exists()
+    else "postgresql://postgres@127.0.0.1:5432/rems"
+)
 DATABASES = {
     "default": dj_database_url.parse(
         DATABASE_URL,
@@ -168,7 +175,7 @@ if PRODUCTION:
 # --- Celery ---------------------------------------------------------------------------------------------
 # With no REDIS_URL the broker is kombu's filesystem transport under LOCAL_STATE_DIR, so that the
 # development service needs no server set up by hand. Tests and production give a Redis URL.
-LOCAL_STATE_DIR = Path(os.environ.get("REMS_LOCAL_DIR", BASE_DIR / ".local"))
+LOCAL_STATE_DIR = _LOCAL_DIR
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL

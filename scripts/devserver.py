@@ -93,14 +93,19 @@ def main():
                 child.wait()
         if server is not None:
             say("stopping the embedded PostgreSQL server")
+            (LOCAL / "database-url").unlink(missing_ok=True)
             server.cleanup()
 
     # Ctrl-C stops everything, even when this was started with SIGINT ignored (as background jobs are).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: (stop(), sys.exit(0)))
     try:
+        url_file = LOCAL / "database-url"
+        url_file.unlink(missing_ok=True)
         if not env.get("DATABASE_URL"):
             server, env["DATABASE_URL"] = start_embedded_postgres()
+            # So that `REMS_ENV=development python manage.py ...` finds this server while it runs.
+            url_file.write_text(env["DATABASE_URL"])
         else:
             say("using the database at DATABASE_URL")
         if env.get("REDIS_URL"):

@@ -188,12 +188,26 @@ class PrescriptionHistory(ApiView):
     def get(self, request, pk):
         prescription = get_in_scope(prescriptions_for(request.user), pk=pk)
         entries = audit_events_for_prescription(request.user, prescription)
+        # The prescriber's office sees what happened and why, not who at which pharmacy did it or what was known
+        # about the pharmacy.
+        serializer = AuditEventOut if request.user.role in READERS else OfficeEventOut
         return Response({
             "prescription": str(prescription.pk),
             "authorization_number": prescription.authorization_number,
             "status": prescription.status,
-            "events": AuditEventOut(entries, many=True).data,
+            "events": serializer(entries, many=True).data,
         })
+
+
+class OfficeEventOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    seq = serializers.IntegerField()
+    occurred_at = serializers.DateTimeField()
+    action = serializers.CharField()
+    outcome = serializers.CharField()
+    actor_role = serializers.CharField()
+    rule_set = serializers.CharField()
+    checks = serializers.JSONField()
 
 
 def audit_events_for_prescription(user, prescription):

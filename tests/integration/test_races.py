@@ -78,3 +78,31 @@ def test_concurrent_prescription_requests_for_one_patient_issue_one_authorizatio
     statuses = sorted(status for status, _ in results)
     assert statuses.count(201) == 1, statuses
     assert Prescription.objects.filter(patient_id=patient_id).count() == 1
+
+
+def test_a_burst_of_wrong_birth_dates_cannot_slip_past_the_limit(world, settings):
+    settings.REMS_BIRTH_DATE_FAILURES = 3
+    ours = world["ours"]
+    setup = Api()
+    patient_id = enroll(setup, ours.tokens["prescriber"], risk_category="FNRP_ADULT")
+    _, decision = prescribe(setup, ours.tokens["prescriber"], patient_id)
+    number = decision["authorization_number"]
+    settings.REMS_DISPENSE_RATE_PER_KEY = settings.REMS_DISPENSE_RATE_PER_PHARMACY = 1000
+    counter = iter(range(RACERS))
+    lock = threading.Lock()
+
+    def attempt(api):
+        with lock:
+            i = next(counter)
+        dob = "1990-05-01" if i == 0 else "1901-01-01"  # one right birth date among many wrong ones
+        return request_rda(api, ours.tokens["pharmacist"], number, dob=dob)
+
+    results = _race(attempt)
+
+    failed = [{c["code"] for c in body["checks"] if not c["passed"]} for _, body in results]
+    evaluated_wrong = sum("PATIENT_DOB_MATCH" in f for f in failed)
+    assert evaluated_wrong == 3, failed
+    approved = [body for status, body in results if status == 201]
+    # The right birth date is approved only if it came before the limit was reached; never after.
+    assert len(approved) <= 1
+    assert sum(f == {"MATCH_ATTEMPTS_LIMIT"} for f in failed) == RACERS - 3 - len(approved)
