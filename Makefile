@@ -1,4 +1,4 @@
-.PHONY: run test lock check
+.PHONY: run test lock check bench
 
 run:  ## run the service (API, worker, beat) with the demo data
 	./scripts/run.sh
@@ -15,3 +15,8 @@ check:  ## Django's system checks, including the production deployment checks
 	REMS_ENV=development .venv/bin/python manage.py check
 	REMS_ENV=production SECRET_KEY=$$(python3 -c 'import secrets; print(secrets.token_urlsafe(50))') ALLOWED_HOSTS=rems.example.org \
 		.venv/bin/python manage.py check --deploy --fail-level WARNING
+
+bench:  ## benchmarks: decisions over HTTP, sweeps, compliance log (results in bench-results/)
+	.venv/bin/python scripts/bench/decision_bench.py --patients 20000 --seconds 10
+	.venv/bin/python scripts/bench/sweep_bench.py --sizes 10000,100000
+	.venv/bin/python scripts/bench/log_bench.py --entries 1000000
