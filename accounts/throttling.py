@@ -4,7 +4,7 @@ process sees the same count, and the count does not depend on the broker."""
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 from rest_framework.throttling import BaseThrottle
 
@@ -16,7 +16,10 @@ def count_requests(scopes, now):
     window = now.replace(second=0, microsecond=0)
     values = ", ".join(["(%s, %s, 1)"] * len(scopes))
     params = [p for scope in scopes for p in (scope, window)]
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        # A counter need not survive a crash: its commit does not wait for the disk, so a throttled request costs
+        # no extra flush.
+        cursor.execute("SET LOCAL synchronous_commit TO off")
         cursor.execute(
             f"INSERT INTO accounts_requestcounter (scope, window_start, count) VALUES {values} "
             "ON CONFLICT (scope, window_start) DO UPDATE SET count = accounts_requestcounter.count + 1 "

@@ -40,8 +40,9 @@ RDA_WARNING = timedelta(hours=4)
 # From the product description (a reminder, not a gate): blood counts weekly for 8 weeks, then monthly.
 BLOOD_COUNT_WEEKLY_WEEKS = 8
 BLOOD_COUNT_MONTHLY_DAYS = 30
-# A reminder whose moment passed more than this long ago is not created late: it would only be noise.
-STALE_AFTER = timedelta(days=1)
+# A reminder whose moment passed is still created late (after an outage of the planner, say), up to a week:
+# an overdue test is worth a reminder; one for a moment long gone would only be noise.
+STALE_AFTER = timedelta(days=7)
 PLAN_BATCH = 1000
 
 
