@@ -8,7 +8,7 @@ test:  ## run the test suite against the real PostgreSQL and Redis
 
 lock:  ## re-resolve requirements.lock from pyproject.toml (hashes for every file)
 	.venv/bin/python -m pip install --quiet uv
-	.venv/bin/uv pip compile pyproject.toml --extra test --generate-hashes --python-version 3.11 \
+	.venv/bin/uv pip compile pyproject.toml --extra test --extra bench --generate-hashes --python-version 3.11 \
 		--python-platform x86_64-manylinux_2_28 -o requirements.lock
 
 check:  ## Django's system checks, including the production deployment checks
@@ -20,3 +20,4 @@ bench:  ## benchmarks: decisions over HTTP, sweeps, compliance log (results in b
 	.venv/bin/python scripts/bench/decision_bench.py --patients 20000 --seconds 10
 	.venv/bin/python scripts/bench/sweep_bench.py --sizes 10000,100000
 	.venv/bin/python scripts/bench/log_bench.py --entries 1000000
+	.venv/bin/python scripts/bench/load_test.py --users 30 --minutes 3

@@ -13,10 +13,7 @@ import http.client
 import json
 import os
 import platform
-import secrets
-import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -26,18 +23,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 DB = "rems_bench_http"
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from serve import free_port, production_server  # noqa: E402
 
 
 def _urls():
     base = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/rems")
     parts = urllib.parse.urlsplit(base)
     return parts._replace(path="/postgres").geturl(), parts._replace(path=f"/{DB}").geturl()
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _prepare(url, patients):
@@ -170,27 +164,8 @@ def main():
         conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {DB}")
     seed, cases = _prepare(url, args.patients)
-    port = _free_port()
-    env = {
-        **os.environ, "DATABASE_URL": url, "REMS_ENV": "production", "SECRET_KEY": secrets.token_urlsafe(50),
-        "ALLOWED_HOSTS": "127.0.0.1", "SECURE_SSL_REDIRECT": "false", "DB_CONN_MAX_AGE": "600",
-        "DATABASE_ROLE": "rems_app", "LOG_LEVEL": "WARNING",
-        # The benchmark measures the decision, not the throttle.
-        "REMS_DISPENSE_RATE_PER_KEY": "1000000", "REMS_DISPENSE_RATE_PER_PHARMACY": "1000000",
-    }
-    workers = str(2 * (os.cpu_count() or 1) + 1)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "rems.wsgi:application", "--bind", f"127.0.0.1:{port}", "--workers",
-         workers, "--worker-class", "sync", "--log-level", "warning", "--timeout", "120"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )
-    try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.2)
+    port = free_port()
+    with production_server(url, port) as workers:
         pharmacist = {"Authorization": f"Token {seed['tokens']['pharmacist']}", "Content-Type": "application/json"}
         trivial_path = f"/api/v1/pharmacies/{seed['pharmacy_id']}/"
         remaining = iter(cases)
@@ -212,7 +187,7 @@ def main():
         Load(port, trivial).run(4, 2)  # warm up: connections, imports
         levels = [int(x) for x in args.levels.split(",")]
         results = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                               "python": platform.python_version(), "gunicorn_workers": int(workers)},
+                               "python": platform.python_version(), "gunicorn_workers": workers},
                    "trivial": [], "decision": []}
         for level in levels:
             results["trivial"].append(Load(port, trivial).run(level, args.seconds))
@@ -254,9 +229,6 @@ def main():
             "per_second": round(50 / elapsed, 1),
             "p99_ms": round(sorted(t for _, t in outcomes)[-1] * 1000, 1),
         }
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "decision-bench.json").write_text(json.dumps(results, indent=2))

@@ -1,0 +1,46 @@
+"""The service as in production, for the benchmarks: gunicorn on loopback, DEBUG off, persistent database
+connections, acting as rems_app, throttling out of the way (the benchmarks measure the decisions)."""
+
+import contextlib
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def production_server(database_url, port):
+    env = {
+        **os.environ, "DATABASE_URL": database_url, "REMS_ENV": "production", "SECRET_KEY": secrets.token_urlsafe(50),
+        "ALLOWED_HOSTS": "127.0.0.1", "SECURE_SSL_REDIRECT": "false", "DB_CONN_MAX_AGE": "600",
+        "DATABASE_ROLE": "rems_app", "LOG_LEVEL": "WARNING",
+        "REMS_DISPENSE_RATE_PER_KEY": "1000000", "REMS_DISPENSE_RATE_PER_PHARMACY": "1000000",
+    }
+    workers = 2 * (os.cpu_count() or 1) + 1
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "rems.wsgi:application", "--bind", f"127.0.0.1:{port}", "--workers",
+         str(workers), "--worker-class", "sync", "--log-level", "warning", "--timeout", "120"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(150):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        yield workers
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
