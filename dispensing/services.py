@@ -13,17 +13,26 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 
+from accounts.models import RequestCounter, Role, User
 from rems import gates
 from rems.audit import log_entries_write, log_entry_write
 from rems.errors import ActionRefused
 from rems.identifiers import DISPENSE_PREFIX, PRESCRIPTION_PREFIX, authorization_number_new
-from rems.models import Attestation, AttestationKind, Certification, IdempotencyRecord, Patient, PatientSurvey, PregnancyTest, Product, Status
+from rems.models import (
+    Attestation,
+    AttestationKind,
+    Certification,
+    IdempotencyRecord,
+    NotificationKind,
+    Patient,
+    PatientSurvey,
+    PregnancyTest,
+    Product,
+    Status,
+)
+from rems.notifications import notification_create
 from rems.selectors import certification_fact, certification_facts, rule_set_in_force
 from rems.services import certification_expire
-
-from accounts.models import RequestCounter, Role, User
-from rems.models import NotificationKind
-from rems.notifications import notification_create
 
 from .models import DispenseAuthorization, DispenseStatus, MatchLock, MatchLockKind, Prescription, PrescriptionStatus
 
