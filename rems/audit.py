@@ -98,7 +98,7 @@ _VERIFY_SQL = """
 WITH checked AS (
   SELECT e.seq, e.id, e.occurred_at, e.chain, e.chain_index,
          CASE
-           WHEN rems_log_content_v1(e) <> e.content_hash THEN 'content changed since it was written'
+           WHEN rems_log_content(e) <> e.content_hash THEN 'content changed since it was written'
            WHEN e.chain_index > 1 AND p.seq IS NULL THEN 'the entry before it in its chain is missing'
            WHEN e.entry_hash <> rems_log_link(COALESCE(p.entry_hash, %(genesis)s), e.content_hash)
              THEN 'link to the entry before it is broken'

@@ -158,3 +158,30 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
   SELECT chain::smallint, last_index, last_hash::text FROM rems_logchainhead
 $$;
 """
+
+# Version 2 of the content hash also covers the entry's sequence number and the server time of its insert, so
+# that entries can be neither reordered nor backdated without breaking the chain. Entries written before keep
+# version 1; `rems_log_content` picks the version each entry was hashed with.
+CONTENT_FUNCTION_V2 = """
+CREATE OR REPLACE FUNCTION rems_log_content_v2(e rems_compliancelogentry) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT encode(sha256(convert_to(jsonb_build_array(
+    e.id, (extract(epoch FROM e.occurred_at) * 1000000)::bigint, e.action, e.outcome,
+    e.actor_user_id, e.actor_username, e.actor_role, e.actor_prescriber_id, e.actor_pharmacy_id,
+    e.program, e.object_type, e.object_id, e.patient_id, e.prescriber_id, e.pharmacy_id, e.prescription_id,
+    e.rule_set, e.checks, e.facts, e.detail, e.request_id,
+    e.seq, (extract(epoch FROM e.recorded_at) * 1000000)::bigint
+  )::text, 'UTF8')), 'hex')
+$$;
+
+CREATE OR REPLACE FUNCTION rems_log_content(e rems_compliancelogentry) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT CASE e.hash_version WHEN 1 THEN rems_log_content_v1(e) ELSE rems_log_content_v2(e) END
+$$;
+"""
+
+APPEND_FUNCTION_V2 = APPEND_FUNCTION.replace(
+    "  NEW.content_hash := rems_log_content_v1(NEW);",
+    "  NEW.recorded_at := clock_timestamp();\n  NEW.hash_version := 2;\n  NEW.content_hash := rems_log_content(NEW);",
+)
+assert APPEND_FUNCTION_V2 != APPEND_FUNCTION

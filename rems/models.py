@@ -292,7 +292,10 @@ class ComplianceLogEntry(models.Model):
     facts = models.JSONField(default=dict, encoder=DjangoJSONEncoder)
     detail = models.JSONField(default=dict, encoder=DjangoJSONEncoder)
     request_id = models.CharField(max_length=64, blank=True)
-    # Set by the database on insert (trigger `rems_log_append`), whatever the inserter gives.
+    # Set by the database on insert (trigger `rems_log_append`), whatever the inserter gives: the server's own
+    # clock, the version of the content hash, and the entry's place in its hash chain.
+    recorded_at = models.DateTimeField(null=True, editable=False)
+    hash_version = models.PositiveSmallIntegerField(default=1, editable=False)
     chain = models.PositiveSmallIntegerField(default=0, editable=False)
     chain_index = models.BigIntegerField(default=0, editable=False)
     content_hash = models.CharField(max_length=64, default="", editable=False)

@@ -21,6 +21,7 @@ class AuditEventOut(serializers.Serializer):
     id = serializers.UUIDField()
     seq = serializers.IntegerField()
     occurred_at = serializers.DateTimeField()
+    recorded_at = serializers.DateTimeField(allow_null=True, help_text="the database server's time of the insert")
     action = serializers.CharField()
     outcome = serializers.CharField()
     actor_user_id = serializers.IntegerField(allow_null=True)
@@ -97,13 +98,14 @@ class AuditEventList(ApiView):
 
 
 EXPORT_FIELDS = [
-    "seq", "id", "occurred_at", "action", "outcome", "actor_user_id", "actor_username", "actor_role",
+    "seq", "id", "occurred_at", "recorded_at", "action", "outcome", "actor_user_id", "actor_username", "actor_role",
     "actor_prescriber_id", "actor_pharmacy_id", "program", "object_type", "object_id", "patient_id", "prescriber_id",
     "pharmacy_id", "prescription_id", "rule_set", "checks", "facts", "detail", "request_id", "chain", "chain_index",
     "entry_hash", "failed_checks",
 ]
 _EXPORT_COLUMNS = {
     "occurred_at": """to_char(e.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')""",
+    "recorded_at": """to_char(e.recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')""",
     "failed_checks": "(SELECT string_agg(c->>'code', ' ') FROM jsonb_array_elements(e.checks) c "
                      "WHERE (c->>'passed')::boolean IS FALSE)",
 }

@@ -143,7 +143,7 @@ def test_a_rehashed_edit_still_breaks_the_next_link(world):
     entries = _write(5)
     _tamper([(
         "UPDATE rems_compliancelogentry SET outcome = 'approved' WHERE seq = %s;"
-        "UPDATE rems_compliancelogentry e SET content_hash = rems_log_content_v1(e) WHERE seq = %s;"
+        "UPDATE rems_compliancelogentry e SET content_hash = rems_log_content(e) WHERE seq = %s;"
         "UPDATE rems_compliancelogentry e SET entry_hash = rems_log_link("
         "  (SELECT p.entry_hash FROM rems_compliancelogentry p WHERE p.chain = e.chain"
         "   AND p.chain_index = e.chain_index - 1), e.content_hash) WHERE seq = %s",
@@ -201,3 +201,24 @@ def test_the_application_role_can_verify_the_whole_log(world, as_app_role):
     _write(3)
     result = log_verify()
     assert result.ok and result.entries_checked == ComplianceLogEntry.objects.count()
+
+
+def test_the_database_stamps_its_own_time_and_the_hash_covers_the_order(world):
+    entries = _write(3)
+    stored = ComplianceLogEntry.objects.get(pk=entries[1].pk)
+    assert stored.recorded_at is not None and stored.hash_version == 2
+    assert abs((stored.recorded_at - timezone.now()).total_seconds()) < 60
+
+
+@pytest.mark.parametrize("change", [
+    "UPDATE rems_compliancelogentry SET seq = seq + 1000000 WHERE seq = %s",  # reordered
+    "UPDATE rems_compliancelogentry SET occurred_at = occurred_at - interval '30 days' WHERE seq = %s",  # backdated
+    "UPDATE rems_compliancelogentry SET recorded_at = recorded_at - interval '1 second' WHERE seq = %s",
+])
+def test_reordering_or_backdating_an_entry_breaks_the_chain(world, change):
+    entries = _write(4)
+    _tamper([(change, [entries[2].pk])])
+
+    result = log_verify()
+
+    assert not result.ok and "content changed" in result.first_break.reason
