@@ -185,3 +185,67 @@ APPEND_FUNCTION_V2 = APPEND_FUNCTION.replace(
     "  NEW.recorded_at := clock_timestamp();\n  NEW.hash_version := 2;\n  NEW.content_hash := rems_log_content(NEW);",
 )
 assert APPEND_FUNCTION_V2 != APPEND_FUNCTION
+
+# The chain head of a transaction is kept in a transaction-local setting while it appends, and written once, at
+# commit, by a deferred trigger: a transaction that appends many entries (a sweep's batch) updates the head row
+# once instead of once per entry. The head row is locked at the first append until commit, as before.
+# No SET clause on these functions: a SET clause would confine the transaction-local setting to the call.
+APPEND_FUNCTION_V3 = f"""
+CREATE OR REPLACE FUNCTION rems_log_append() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER AS $$
+DECLARE
+  target smallint := (txid_current() % {CHAINS})::smallint;
+  state text := current_setting('rems.log_head', true);
+  idx bigint;
+  previous text;
+BEGIN
+  NEW.recorded_at := clock_timestamp();
+  NEW.hash_version := 2;
+  NEW.content_hash := public.rems_log_content(NEW);
+  IF coalesce(state, '') = '' THEN
+    SELECT h.last_index, h.last_hash INTO idx, previous FROM public.rems_logchainhead h
+     WHERE h.chain = target FOR UPDATE;
+    IF NOT FOUND THEN
+      INSERT INTO public.rems_logchainhead (chain, last_index, last_hash) VALUES (target, 0, '{GENESIS}')
+      ON CONFLICT (chain) DO NOTHING;
+      SELECT h.last_index, h.last_hash INTO idx, previous FROM public.rems_logchainhead h
+       WHERE h.chain = target FOR UPDATE;
+    END IF;
+  ELSE
+    idx := split_part(state, ':', 1)::bigint;
+    previous := split_part(state, ':', 2);
+  END IF;
+  idx := idx + 1;
+  previous := public.rems_log_link(previous, NEW.content_hash);
+  PERFORM set_config('rems.log_head', idx::text || ':' || previous, true);
+  NEW.chain := target;
+  NEW.chain_index := idx;
+  NEW.entry_hash := previous;
+  RETURN NEW;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION rems_log_write_head() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER AS $$
+DECLARE
+  state text := current_setting('rems.log_head', true);
+BEGIN
+  IF coalesce(state, '') <> '' THEN
+    UPDATE public.rems_logchainhead
+       SET last_index = split_part(state, ':', 1)::bigint, last_hash = split_part(state, ':', 2)
+     WHERE chain = NEW.chain;
+    PERFORM set_config('rems.log_head', '', true);
+  END IF;
+  RETURN NULL;
+END
+$$;
+
+DROP TRIGGER IF EXISTS rems_log_write_head ON rems_compliancelogentry;
+CREATE CONSTRAINT TRIGGER rems_log_write_head AFTER INSERT ON rems_compliancelogentry
+  DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION rems_log_write_head();
+"""
+
+UNDO_APPEND_FUNCTION_V3 = """
+DROP TRIGGER IF EXISTS rems_log_write_head ON rems_compliancelogentry;
+DROP FUNCTION IF EXISTS rems_log_write_head();
+""" + APPEND_FUNCTION_V2

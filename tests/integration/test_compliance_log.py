@@ -29,6 +29,9 @@ def _sql(statement, params=()):
 
 
 def _refused(statement, params=()):
+    # Entries written earlier in this test's transaction have their chain head written at commit; run that
+    # now, as a commit would, so that the table has no pending trigger events.
+    _sql("SET CONSTRAINTS ALL IMMEDIATE")
     with pytest.raises(DatabaseError) as error, transaction.atomic():
         _sql(statement, params)
     return str(error.value)
@@ -104,6 +107,7 @@ def test_an_intact_log_verifies(world):
 
 def _tamper(statements):
     """What someone with the owner's rights could do: switch the triggers off, change rows, switch them on."""
+    _sql("SET CONSTRAINTS ALL IMMEDIATE")  # as at commit: the chain heads of the entries above are written
     _sql("ALTER TABLE rems_compliancelogentry DISABLE TRIGGER USER")
     for statement, params in statements:
         _sql(statement, params)
@@ -192,6 +196,7 @@ def test_the_verify_command_reports_and_exits_non_zero_when_broken(world, capsys
 
 def test_chain_heads_follow_the_entries(world):
     _write(3)
+    _sql("SET CONSTRAINTS ALL IMMEDIATE")  # the heads are written at commit
     for head in LogChainHead.objects.all():
         last = ComplianceLogEntry.objects.get(chain=head.chain, chain_index=head.last_index)
         assert last.entry_hash == head.last_hash
@@ -222,3 +227,16 @@ def test_reordering_or_backdating_an_entry_breaks_the_chain(world, change):
     result = log_verify()
 
     assert not result.ok and "content changed" in result.first_break.reason
+
+
+def test_a_transaction_writes_its_chain_head_once_at_commit(world):
+    entries = _write(5)
+    chain = ComplianceLogEntry.objects.get(pk=entries[0].pk).chain
+    before = LogChainHead.objects.filter(chain=chain).values_list("last_index", flat=True).first() or 0
+
+    _sql("SET CONSTRAINTS ALL IMMEDIATE")  # what a commit does
+
+    head = LogChainHead.objects.get(chain=chain)
+    last = ComplianceLogEntry.objects.get(pk=entries[-1].pk)
+    assert head.last_index == last.chain_index >= before + 5 and head.last_hash == last.entry_hash
+    assert log_verify().ok
