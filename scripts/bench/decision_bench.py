@@ -17,7 +17,6 @@ import statistics
 import sys
 import threading
 import time
-import urllib.parse
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,13 +24,7 @@ DB = "rems_bench_http"
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from serve import free_port, production_server  # noqa: E402
-
-
-def _urls():
-    base = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/rems")
-    parts = urllib.parse.urlsplit(base)
-    return parts._replace(path="/postgres").geturl(), parts._replace(path=f"/{DB}").geturl()
+from serve import database_create, database_drop, free_port, production_server  # noqa: E402
 
 
 def _prepare(url, patients):
@@ -157,12 +150,7 @@ def main():
     parser.add_argument("--levels", default="1,4,16")
     parser.add_argument("--out", default=str(ROOT / "bench-results"))
     args = parser.parse_args()
-    admin_url, url = _urls()
-    import psycopg
-
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {DB}")
+    url = database_create(DB)
     seed, cases = _prepare(url, args.patients)
     port = free_port()
     with production_server(url, port) as workers:
@@ -248,8 +236,7 @@ def main():
     markdown = "\n".join(lines) + "\n"
     (out / "decision-bench.md").write_text(markdown)
     print(markdown)
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+    database_drop(DB)
 
 
 if __name__ == "__main__":

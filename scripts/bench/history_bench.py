@@ -13,13 +13,15 @@ import os
 import statistics
 import sys
 import time
-import urllib.parse
 from datetime import date, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 DB = "rems_bench_history"
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from serve import database_create, database_drop  # noqa: E402
 
 
 def _setup(url):
@@ -136,14 +138,7 @@ def main():
     parser.add_argument("--samples", type=int, default=50)
     parser.add_argument("--out", default=str(ROOT / "bench-results"))
     args = parser.parse_args()
-    base = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/rems")
-    parts = urllib.parse.urlsplit(base)
-    admin_url, url = parts._replace(path="/postgres").geturl(), parts._replace(path=f"/{DB}").geturl()
-    import psycopg
-
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {DB}")
+    url = database_create(DB)
     _setup(url)
     rows = []
     for size in (args.small, args.large):
@@ -169,8 +164,7 @@ def main():
     markdown = "\n".join(lines) + "\n"
     (out / "history-bench.md").write_text(markdown)
     print(markdown)
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+    database_drop(DB)
 
 
 if __name__ == "__main__":

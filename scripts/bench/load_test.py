@@ -13,7 +13,6 @@ import json
 import os
 import subprocess
 import sys
-import urllib.parse
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,7 +20,7 @@ HERE = Path(__file__).resolve().parent
 DB = "rems_bench_load"
 sys.path.insert(0, str(HERE))
 
-from serve import free_port, production_server  # noqa: E402
+from serve import database_create, database_drop, free_port, production_server  # noqa: E402
 
 
 def main():
@@ -30,14 +29,7 @@ def main():
     parser.add_argument("--minutes", type=float, default=3)
     parser.add_argument("--out", default=str(ROOT / "bench-results"))
     args = parser.parse_args()
-    base = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/rems")
-    parts = urllib.parse.urlsplit(base)
-    admin_url, url = parts._replace(path="/postgres").geturl(), parts._replace(path=f"/{DB}").geturl()
-    import psycopg
-
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {DB}")
+    url = database_create(DB)
     env = {**os.environ, "DATABASE_URL": url, "REMS_ENV": "development", "LOG_LEVEL": "WARNING"}
     python = [sys.executable, str(ROOT / "manage.py")]
     subprocess.run([*python, "migrate", "-v", "0"], cwd=ROOT, env=env, check=True, capture_output=True)
@@ -76,8 +68,7 @@ def main():
     markdown = "\n".join(lines) + "\n"
     (out / "load-test.md").write_text(markdown)
     print(markdown)
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+    database_drop(DB)
     if results["failures"]:
         sys.exit(1)
 

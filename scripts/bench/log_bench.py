@@ -20,12 +20,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-
-def _database_urls():
-    base = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/rems")
-    parts = urllib.parse.urlsplit(base)
-    return parts._replace(path="/postgres").geturl(), parts._replace(path="/rems_bench").geturl()
+from serve import database_create, database_drop  # noqa: E402
 
 
 def _setup_django(url):
@@ -156,13 +153,7 @@ def main():
     parser.add_argument("--entries", type=int, default=1_000_000)
     parser.add_argument("--out", default=str(ROOT / "bench-results"))
     args = parser.parse_args()
-    admin_url, bench_url = _database_urls()
-
-    import psycopg
-
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS rems_bench WITH (FORCE)")
-        conn.execute("CREATE DATABASE rems_bench")
+    bench_url = database_create("rems_bench")
     _setup_django(bench_url)
     from django.core.management import call_command
     from django.db import connection
@@ -232,8 +223,7 @@ def main():
     (out / "log-bench.md").write_text(markdown)
     print(markdown)
     connection.close()
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS rems_bench WITH (FORCE)")
+    database_drop("rems_bench")
 
 
 def _markdown(r):

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,3 +45,28 @@ def production_server(database_url, port):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def _admin_and_bench_urls(name):
+    base = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/rems")
+    parts = urllib.parse.urlsplit(base)
+    return parts._replace(path="/postgres").geturl(), parts._replace(path=f"/{name}").geturl()
+
+
+def database_create(name):
+    """A database of the benchmark's own, empty, on the server of DATABASE_URL; returns its URL."""
+    import psycopg
+
+    admin_url, url = _admin_and_bench_urls(name)
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name}")
+    return url
+
+
+def database_drop(name):
+    import psycopg
+
+    admin_url, _ = _admin_and_bench_urls(name)
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

@@ -13,17 +13,13 @@ import os
 import platform
 import subprocess
 import sys
-import urllib.parse
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from serve import database_create, database_drop  # noqa: E402
 DB = "rems_bench_sweep"
-
-
-def _urls():
-    base = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/rems")
-    parts = urllib.parse.urlsplit(base)
-    return parts._replace(path="/postgres").geturl(), parts._replace(path=f"/{DB}").geturl()
 
 
 def _child(code, url):
@@ -96,15 +92,10 @@ def main():
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--out", default=str(ROOT / "bench-results"))
     args = parser.parse_args()
-    admin_url, url = _urls()
-    import psycopg
-
     results = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                            "python": platform.python_version()}, "sizes": []}
     for size in [int(s) for s in args.sizes.split(",")]:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
-            conn.execute(f"CREATE DATABASE {DB}")
+        url = database_create(DB)
         setup = _child(f"N = {size}\n" + SETUP, url)
         first = _child(EXPIRE, url)
         again = _child(EXPIRE, url)
@@ -114,8 +105,7 @@ def main():
                "plan_again": plan_again}
         results["sizes"].append(row)
         print(json.dumps(row), flush=True)
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+        database_drop(DB)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "sweep-bench.json").write_text(json.dumps(results, indent=2))
