@@ -118,7 +118,7 @@ def _set_chains(chains):
     from rems import log_sql
 
     with connection.cursor() as cursor:
-        cursor.execute(log_sql.APPEND_FUNCTION.replace(f"% {log_sql.CHAINS})", f"% {chains})"))
+        cursor.execute(log_sql.APPEND_FUNCTION_V3.replace(f"% {log_sql.CHAINS})", f"% {chains})"))
 
 
 def _export_child(token_file, query):
