@@ -153,6 +153,7 @@ def certification_expire(*, certification, now):
     return changed
 
 
+_PAST = {"suspend": "suspended", "reinstate": "reinstated", "revoke": "revoked"}
 _CERTIFICATION_TRANSITIONS = {
     # action: (from statuses, to status)
     "suspend": ([Status.ACTIVE, Status.PENDING], Status.SUSPENDED),
@@ -172,7 +173,7 @@ def certification_change_status(*, actor, certification, action, reason, now):
     certification.refresh_from_db()
     if not changed:
         raise CannotChangeCertification(
-            f"A {certification.status} certification cannot be {action}d"
+            f"A {certification.status} certification cannot be {_PAST[action]}"
             + (" after its expiry" if action == "reinstate" and certification.status == Status.SUSPENDED else "")
             + "."
         )
@@ -276,7 +277,7 @@ def patient_change_status(*, actor, patient, action, reason, now):
     )
     patient.refresh_from_db()
     if not changed:
-        raise CannotChangeEnrollment(f"A {patient.status} enrollment cannot be {action}d.")
+        raise CannotChangeEnrollment(f"A {patient.status} enrollment cannot be {_PAST[action]}.")
     log_entry_write(
         actor=actor, action=f"patient.{action}", outcome=to_status, object_type="patient", object_id=patient.pk,
         program=patient.program.slug, patient_id=patient.pk, prescriber_id=patient.prescriber_id, now=now,
