@@ -570,13 +570,20 @@ def prescription_decide(*, facts: PrescriptionFacts, now: datetime) -> Decision:
 
 
 # --- The dispense decision ------------------------------------------------------------------------------
-def _check_authorization(authorization, now):
+def _check_authorization(authorization, params, now):
     checks = []
     if authorization.status == "expired" or authorization.expires_at <= now:
+        why = ""
+        if authorization.risk_category in params.reproductive_potential_categories:
+            # FRP: the authorization lasts only as long as its pregnancy test is recent, so a lapse means the test
+            # went stale; the counter is told so, without more about the patient than the category implies.
+            why = (f" An authorization for a female of reproductive potential lasts "
+                   f"{_plural(params.authorization_validity_days_reproductive, 'day')} from her latest negative "
+                   "pregnancy test, which is now too old: a new test is needed before a new authorization.")
         checks.append(Check(
             "AUTHORIZATION_NOT_EXPIRED", False,
             f"The prescription authorization expired on {_when(authorization.expires_at)}; the prescriber must "
-            "obtain a new one.",
+            f"obtain a new one.{why}",
         ))
     else:
         checks.append(Check(
@@ -667,7 +674,7 @@ def dispense_decide(*, facts: DispenseFacts, now: datetime) -> Decision:
         # A pharmacy that is not certified, or does not know the patient's date of birth, learns nothing more
         # about the patient than that.
         return _decide(checks, facts.rule_set.label)
-    checks += _check_authorization(authorization, now)
+    checks += _check_authorization(authorization, params, now)
     checks += _check_dispense_request(authorization, facts.request, params)
     checks.append(check_certified("PRESCRIBER_CERTIFIED", "prescriber", facts.prescriber_certification, now))
     checks.append(check_patient_enrolled(facts.patient, for_pharmacy=True))

@@ -167,6 +167,18 @@ def test_authorization_expiring_one_second_after_now_passes():
     assert decision.expires_at == NOW + SECOND
 
 
+def test_lapsed_frp_authorization_tells_the_counter_the_pregnancy_test_is_stale():
+    message = check_of(decide(with_authorization(dispense_facts("FRP_ADULT"), expires_at=NOW)),
+                       "AUTHORIZATION_NOT_EXPIRED").message
+    assert "7 days from her latest negative pregnancy test" in message
+
+
+def test_lapsed_authorization_of_a_male_says_nothing_of_pregnancy_tests():
+    message = check_of(decide(with_authorization(dispense_facts("MALE_ADULT"), expires_at=NOW)),
+                       "AUTHORIZATION_NOT_EXPIRED").message
+    assert "expired on 2026-06-15 12:00" in message and "pregnancy" not in message
+
+
 def test_authorization_marked_expired_fails_even_before_its_time():
     facts = with_authorization(dispense_facts("FRP_ADULT"), status="expired")
     assert_denied(decide(facts), "AUTHORIZATION_NOT_EXPIRED")
