@@ -29,3 +29,21 @@ class RequestIdMiddleware:
         if self.development:
             response["X-REMS-Environment"] = "development"
         return response
+
+
+class ContentSecurityPolicyMiddleware:
+    """Sends `CONTENT_SECURITY_POLICY` with every response but for the exempt paths: no inline script or style can
+    run in the portal or the admin site, whatever text an attacker manages to get into a page."""
+
+    def __init__(self, get_response):
+        from django.conf import settings
+
+        self.get_response = get_response
+        self.policy = settings.CONTENT_SECURITY_POLICY
+        self.exempt = tuple(settings.CONTENT_SECURITY_POLICY_EXEMPT)
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if not request.path.startswith(self.exempt):
+            response.setdefault("Content-Security-Policy", self.policy)
+        return response

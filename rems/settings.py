@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "accounts",
     "rems",
     "dispensing",
+    "rems.portal",
 ]
 
 MIDDLEWARE = [
@@ -76,6 +77,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "rems.middleware.ContentSecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "rems.urls"
@@ -161,6 +163,21 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
+# Browser sessions of the portal: a counter or a practice workstation is shared, so a session lasts a working day
+# at most and ends when the browser closes.
+SESSION_COOKIE_AGE = int(os.environ.get("SESSION_COOKIE_AGE", str(8 * 3600)))
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_HTTPONLY = True
+LOGIN_URL = "portal:login"
+LOGIN_REDIRECT_URL = "portal:home"
+# Every HTML page may load scripts, styles and images from this service only, and no inline script or style.
+# The API's interactive documentation (Swagger UI) needs inline code and is the one exception.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+CONTENT_SECURITY_POLICY_EXEMPT = ("/api/v1/docs/",)
 if PRODUCTION:
     SECURE_SSL_REDIRECT = _env_bool("SECURE_SSL_REDIRECT", True)
     SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]

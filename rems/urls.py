@@ -1,6 +1,5 @@
 from django.contrib import admin
-from django.urls import path
-from django.views.generic import RedirectView
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts import api as accounts_api
@@ -16,7 +15,7 @@ v1 = "api/v1/"
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
-    path("", RedirectView.as_view(url="/api/v1/docs/", permanent=False)),
+    path("", include("rems.portal.urls")),
     path("admin/", admin.site.urls),
     path(f"{v1}schema/", SpectacularAPIView.as_view(), name="schema"),
     path(f"{v1}docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),

@@ -1,0 +1,82 @@
+"""Reads for the portal's pages that the API has no need of: the prescriber's patient list with what is due,
+loaded for a whole page of patients in a fixed number of queries."""
+
+from dispensing.models import DispenseAuthorization, DispenseStatus, Prescription, PrescriptionStatus
+from dispensing.services import _patient_fact
+from rems import gates
+from rems.models import Attestation, AttestationKind, PatientSurvey, PregnancyTest, TestResult
+from rems.outlook import patient_outlook
+from rems.selectors import rule_set_in_force
+
+
+def _latest_per_patient(queryset, ids, field):
+    return {
+        row["patient_id"]: row
+        for row in queryset.filter(patient_id__in=ids).order_by("patient_id", f"-{field}").distinct("patient_id")
+        .values()
+    }
+
+
+def patient_outlooks(*, patients, now):
+    """patient id -> the outlook items, for a page of patients: seven queries a program whatever the page's size.
+    Only the latest of each record is needed to look ahead; the decision itself loads its own facts."""
+    by_program = {}
+    for patient in patients:
+        by_program.setdefault(patient.program_id, []).append(patient)
+    result = {}
+    for group in by_program.values():
+        rule_set = rule_set_in_force(program=group[0].program, now=now)
+        result.update(_outlooks(group, rule_set, now))
+    return result
+
+
+def _outlooks(patients, rule_set, now):
+    ids = [p.pk for p in patients]
+    params = rule_set.parameters if rule_set else None
+    if not ids or params is None:
+        return {p.pk: patient_outlook(patient=_patient_fact(p), history=gates.PatientHistory(), params=params, now=now)
+                for p in patients}
+    tests = _latest_per_patient(
+        PregnancyTest.objects.filter(result=TestResult.NEGATIVE, collected_at__lte=now,
+                                     sensitivity_miu_ml__lte=params.pregnancy_test_max_sensitivity_miu_ml),
+        ids, "collected_at")
+    contraception = _latest_per_patient(Attestation.objects.filter(kind=AttestationKind.CONTRACEPTION), ids,
+                                        "attested_at")
+    counseling = _latest_per_patient(Attestation.objects.filter(kind=AttestationKind.MALE_COUNSELING), ids,
+                                     "attested_at")
+    surveys = _latest_per_patient(PatientSurvey.objects.filter(completed_at__lte=now), ids, "completed_at")
+    prescriptions = _latest_per_patient(Prescription.objects.exclude(status=PrescriptionStatus.CANCELLED), ids,
+                                        "issued_at")
+    dispenses = {
+        row["prescription__patient_id"]: row
+        for row in DispenseAuthorization.objects.filter(prescription__patient_id__in=ids,
+                                                        status=DispenseStatus.DISPENSED)
+        .order_by("prescription__patient_id", "-dispensed_at").distinct("prescription__patient_id")
+        .values("prescription__patient_id", "dispensed_at", "days_supply")
+    }
+
+    def attestation(row, kind):
+        if row is None:
+            return None
+        return gates.AttestationFact(kind=kind, attested_at=row["attested_at"], methods=tuple(row["methods"]),
+                                     abstinence=row["abstinence"], started_on=row["started_on"])
+
+    result = {}
+    for patient in patients:
+        test, rx, dispense = tests.get(patient.pk), prescriptions.get(patient.pk), dispenses.get(patient.pk)
+        survey = surveys.get(patient.pk)
+        is_open = rx is not None and rx["status"] in (PrescriptionStatus.ISSUED, PrescriptionStatus.AUTHORIZED)
+        history = gates.PatientHistory(
+            tests=(gates.PregnancyTestFact(collected_at=test["collected_at"], result=test["result"],
+                                           sensitivity_miu_ml=test["sensitivity_miu_ml"]),) if test else (),
+            contraception=attestation(contraception.get(patient.pk), AttestationKind.CONTRACEPTION),
+            male_counseling=attestation(counseling.get(patient.pk), AttestationKind.MALE_COUNSELING),
+            latest_survey=gates.SurveyFact(completed_at=survey["completed_at"]) if survey else None,
+            previous_prescription_issued_at=rx["issued_at"] if rx else None,
+            open_prescription=gates.OpenPrescriptionFact(authorization_number=rx["authorization_number"],
+                                                         expires_at=rx["expires_at"]) if is_open else None,
+            last_dispense=gates.DispenseFact(dispensed_at=dispense["dispensed_at"],
+                                             days_supply=dispense["days_supply"]) if dispense else None,
+        )
+        result[patient.pk] = patient_outlook(patient=_patient_fact(patient), history=history, params=params, now=now)
+    return result

@@ -1,0 +1,82 @@
+// Progressive enhancement for the portal: every page works without it.
+(function () {
+  "use strict";
+
+  // Crockford base 32 with a Luhn mod 32 check character, as rems/identifiers.py.
+  var ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+  var LENGTH = 12;
+
+  function normalise(text) {
+    return text.replace(/[\s-]/g, "").toUpperCase().replace(/O/g, "0").replace(/[IL]/g, "1");
+  }
+
+  function checkCharacter(payload) {
+    var n = ALPHABET.length, factor = 2, total = 0;
+    for (var i = payload.length - 1; i >= 0; i--) {
+      var addend = factor * ALPHABET.indexOf(payload.charAt(i));
+      factor = factor === 2 ? 1 : 2;
+      total += Math.floor(addend / n) + (addend % n);
+    }
+    return ALPHABET.charAt((n - (total % n)) % n);
+  }
+
+  // null while the number is incomplete; "" when it is well formed; otherwise what is wrong.
+  function numberProblem(text, prefix, kind) {
+    var value = normalise(text);
+    if (value.length === 0) { return null; }
+    if (value.charAt(0) !== prefix) { return "A " + kind + " number starts with " + prefix + "."; }
+    for (var i = 0; i < value.length; i++) {
+      if (ALPHABET.indexOf(value.charAt(i)) < 0) { return "A " + kind + " number cannot contain " + value.charAt(i) + "."; }
+    }
+    if (value.length < LENGTH) { return null; }
+    if (value.length > LENGTH) { return "A " + kind + " number has " + LENGTH + " characters; this has " + value.length + "."; }
+    if (checkCharacter(value.slice(0, -1)) !== value.charAt(LENGTH - 1)) {
+      return "The check character does not match: there is a typing error in this number.";
+    }
+    return "";
+  }
+
+  function watchNumber(input) {
+    var live = document.getElementById(input.id + "_live");
+    var prefix = input.getAttribute("data-number-prefix");
+    var kind = input.getAttribute("data-number-kind");
+    function update() {
+      var problem = numberProblem(input.value, prefix, kind);
+      var length = normalise(input.value).length;
+      if (problem === null) {
+        input.removeAttribute("aria-invalid");
+        input.classList.remove("number-ok", "number-bad");
+        if (live) { live.textContent = length ? length + " of " + LENGTH + " characters" : ""; live.className = "live"; }
+      } else if (problem === "") {
+        input.removeAttribute("aria-invalid");
+        input.classList.add("number-ok"); input.classList.remove("number-bad");
+        if (live) { live.textContent = "✓ Well-formed number: the check character matches."; live.className = "live live-ok"; }
+      } else {
+        input.setAttribute("aria-invalid", "true");
+        input.classList.add("number-bad"); input.classList.remove("number-ok");
+        if (live) { live.textContent = "✕ " + problem; live.className = "live live-bad"; }
+      }
+    }
+    input.addEventListener("input", update);
+    update();
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    var zone = document.querySelector("[data-time-zone]");
+    if (zone && window.Intl) {
+      try { zone.value = Intl.DateTimeFormat().resolvedOptions().timeZone || ""; } catch (e) { zone.value = ""; }
+    }
+    Array.prototype.forEach.call(document.querySelectorAll("input[data-number-prefix]"), watchNumber);
+    // A decision or a refusal just shown gets the focus, so that a screen reader reads it first.
+    var focus = document.querySelector("[data-focus]");
+    if (focus) { focus.focus(); }
+    // One click, one request: a second click while the first is on its way would ask twice.
+    Array.prototype.forEach.call(document.querySelectorAll("form[data-disable-on-submit]"), function (form) {
+      form.addEventListener("submit", function () {
+        Array.prototype.forEach.call(form.querySelectorAll("button[type=submit]"), function (b) {
+          window.setTimeout(function () { b.disabled = true; }, 0);
+        });
+      });
+    });
+  });
+})();

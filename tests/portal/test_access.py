@@ -1,0 +1,181 @@
+"""Who may open which page: every page of the portal for each role, and another party's objects are not found,
+exactly as in the API. A page without an entry here makes `test_every_page_has_an_entry` fail."""
+
+import pytest
+from django.test import Client
+from django.urls import get_resolver
+from django.utils import timezone
+
+from dispensing import services as dispensing
+from rems.models import AttestationKind, ComplianceLogEntry, RiskCategory
+from rems.services import attestation_record
+from tests.conftest import POMALIDOMIDE_4MG
+from tests.factories import PatientFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+ROLES = ("admin", "auditor", "prescriber", "delegate", "pharmacist", "pharmacy_manager")
+OFFICE, PHARMACY, READERS = {"prescriber", "delegate"}, {"pharmacist", "pharmacy_manager"}, {"admin", "auditor"}
+
+# page name -> (roles that may open it with GET; a route only for POST lists None)
+PAGES = {
+    "home": set(ROLES),
+    "login": set(ROLES),
+    "logout": None,
+    "patients": OFFICE,
+    "patient-enroll": {"prescriber"},
+    "patient": OFFICE | READERS,
+    "patient-test": None,
+    "patient-attestation": None,
+    "patient-survey": None,
+    "patient-authorize": None,
+    "prescription": OFFICE | READERS,
+    "prescription-cancel": None,
+    "counter": PHARMACY,
+    "dispenses": PHARMACY,
+    "rda": PHARMACY | READERS,
+    "rda-dispense": None,
+    "rda-reverse": None,
+    "audit": READERS,
+    "reports": READERS,
+}
+
+
+def portal_pages():
+    resolver = get_resolver()
+    return {p.name for p in resolver.url_patterns if getattr(p, "namespace", None) == "portal"
+            for p in p.url_patterns} if False else {
+        pattern.name for include in resolver.url_patterns if getattr(include, "namespace", None) == "portal"
+        for pattern in include.url_patterns}
+
+
+def test_every_page_has_an_entry():
+    assert portal_pages() == set(PAGES)
+
+
+@pytest.fixture
+def objects(world, program):
+    built = {}
+    for side in ("ours", "theirs"):
+        party = world[side]
+        prescriber = party.users["prescriber"]
+        patient = PatientFactory(prescriber=party.prescriber, program=program, risk_category=RiskCategory.MALE_ADULT)
+        attestation_record(actor=prescriber, patient=patient, kind=AttestationKind.MALE_COUNSELING,
+                           now=timezone.now())
+        _, _, prescription = dispensing.prescription_authorize(
+            actor=prescriber, patient=patient, ndc=POMALIDOMIDE_4MG, quantity=28, days_supply=28, now=timezone.now())
+        _, _, rda = dispensing.dispense_authorization_request(
+            actor=party.users["pharmacist"], pharmacy=party.pharmacy,
+            authorization_number=prescription.authorization_number, date_of_birth=patient.date_of_birth,
+            ndc=POMALIDOMIDE_4MG, quantity=28, days_supply=28, now=timezone.now())
+        built[side] = {"patient": patient, "prescription": prescription, "rda": rda}
+    return built
+
+
+def users(world):
+    ours = world["ours"].users
+    return {"admin": world["admin_user"], "auditor": world["auditor_user"], **ours}
+
+
+def path(name, objs):
+    return {
+        "home": "/", "login": "/login", "logout": "/logout", "patients": "/patients/", "patient-enroll": "/patients/new",
+        "patient": f"/patients/{objs['patient'].pk}/",
+        "patient-test": f"/patients/{objs['patient'].pk}/pregnancy-tests",
+        "patient-attestation": f"/patients/{objs['patient'].pk}/attestations",
+        "patient-survey": f"/patients/{objs['patient'].pk}/surveys",
+        "patient-authorize": f"/patients/{objs['patient'].pk}/authorize",
+        "prescription": f"/prescriptions/{objs['prescription'].pk}/",
+        "prescription-cancel": f"/prescriptions/{objs['prescription'].pk}/cancel",
+        "counter": "/counter/", "dispenses": "/dispenses/",
+        "rda": f"/dispenses/{objs['rda'].rda_number}/",
+        "rda-dispense": f"/dispenses/{objs['rda'].rda_number}/dispense",
+        "rda-reverse": f"/dispenses/{objs['rda'].rda_number}/reverse",
+        "audit": "/audit/", "reports": "/reports/",
+    }[name]
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_each_role_opens_its_pages_and_no_other(world, objects, browser, role):
+    client = browser(users(world)[role])
+    for name, allowed in PAGES.items():
+        if allowed is None or name in ("login", "home"):
+            continue
+        status = client.get(path(name, objects["ours"])).status_code
+        assert status == (200 if role in allowed else 403), (name, role, status)
+
+
+def test_signed_out_every_page_asks_to_sign_in(objects):
+    client = Client()
+    for name, allowed in PAGES.items():
+        if name in ("login", "logout"):
+            continue
+        response = client.get(path(name, objects["ours"]))
+        assert response.status_code == 302, name
+        assert response["Location"].startswith("/login"), name
+    assert client.get("/login").status_code == 200
+
+
+@pytest.mark.parametrize("role", ["prescriber", "delegate"])
+def test_another_prescribers_patient_and_prescription_are_not_found(world, objects, browser, role):
+    client = browser(users(world)[role])
+    theirs = objects["theirs"]
+    before = ComplianceLogEntry.objects.count()
+    for name in ("patient", "prescription"):
+        assert client.get(path(name, theirs)).status_code == 404, name
+    for name in ("patient-test", "patient-attestation", "patient-survey") + (
+            ("patient-authorize", "prescription-cancel") if role == "prescriber" else ()):
+        assert client.post(path(name, theirs), {}).status_code == 404, name
+    assert ComplianceLogEntry.objects.count() == before
+    assert client.get(path("patient", objects["ours"])).status_code == 200
+
+
+@pytest.mark.parametrize("role", ["pharmacist", "pharmacy_manager"])
+def test_another_pharmacys_rda_is_not_found(world, objects, browser, role):
+    client = browser(users(world)[role])
+    theirs = objects["theirs"]
+    for name in ("rda",):
+        assert client.get(path(name, theirs)).status_code == 404
+    for name in ("rda-dispense", "rda-reverse"):
+        assert client.post(path(name, theirs), {"reverse-reason": "x"}).status_code == 404
+    theirs["rda"].refresh_from_db()
+    assert theirs["rda"].status == "approved"
+    assert client.get(path("rda", objects["ours"])).status_code == 200
+    # a malformed number is not found either, never a 500
+    assert client.get("/dispenses/not-a-number/").status_code == 404
+
+
+def test_pages_refuse_inline_script_and_style(world, objects, browser):
+    client = browser(users(world)["prescriber"])
+    response = client.get("/patients/")
+    policy = response["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "'unsafe-inline'" not in policy and "style-src 'self'" in policy
+    assert "frame-ancestors 'none'" in policy
+
+
+def test_a_page_error_is_a_page_and_an_api_error_a_problem(world, browser):
+    client = browser(users(world)["prescriber"])
+    page = client.get("/no-such-page")
+    assert page.status_code == 404 and page["Content-Type"].startswith("text/html")
+    api = client.get("/api/v1/no-such-route/")
+    assert api.status_code == 404 and api["Content-Type"] == "application/problem+json"
+
+
+def test_login_keeps_the_browsers_time_zone_and_locks_out_after_repeated_failures(db, program):
+    user = UserFactory(role="auditor", username="pat-auditor")
+    user.set_password("a-long-enough-passphrase-42")
+    user.save()
+    client = Client()
+    response = client.post("/login", {"username": "pat-auditor", "password": "a-long-enough-passphrase-42",
+                                      "time_zone": "America/Chicago"})
+    assert response.status_code == 302 and client.session["time_zone"] == "America/Chicago"
+    assert "America/Chicago" in client.get("/audit/").content.decode()
+    client.post("/logout")
+    assert client.get("/audit/").status_code == 302
+    bad = Client()
+    assert bad.post("/login", {"username": "pat-auditor", "password": "x", "time_zone": "Mars/Base"}).status_code == 200
+    for _ in range(5):
+        bad.post("/login", {"username": "pat-auditor", "password": "wrong"})
+    response = bad.post("/login", {"username": "pat-auditor", "password": "a-long-enough-passphrase-42"})
+    assert response.status_code == 200 and "locked" in response.content.decode()
+    assert ComplianceLogEntry.objects.filter(action="security.lockout").exists()

@@ -1,0 +1,79 @@
+"""The auditor's pages: the log searched with the API's filters, a prescription's history, reports with charts,
+and the CSV export of what was found."""
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from dispensing import services as dispensing
+from rems.models import AttestationKind, RiskCategory
+from rems.services import attestation_record
+from tests.conftest import POMALIDOMIDE_4MG
+from tests.factories import PatientFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def decisions(world, program):
+    """One approved and one denied (wrong birth date) dispense decision at our pharmacy."""
+    party = world["ours"]
+    patient = PatientFactory(prescriber=party.prescriber, program=program, risk_category=RiskCategory.MALE_ADULT)
+    attestation_record(actor=party.users["prescriber"], patient=patient, kind=AttestationKind.MALE_COUNSELING,
+                       now=timezone.now())
+    _, _, prescription = dispensing.prescription_authorize(
+        actor=party.users["prescriber"], patient=patient, ndc=POMALIDOMIDE_4MG, quantity=28, days_supply=28,
+        now=timezone.now())
+    request = {"authorization_number": prescription.authorization_number, "ndc": POMALIDOMIDE_4MG, "quantity": 28,
+               "days_supply": 28}
+    dispensing.dispense_authorization_request(actor=party.users["pharmacist"], pharmacy=party.pharmacy,
+                                              date_of_birth=patient.date_of_birth + timedelta(days=1),
+                                              now=timezone.now(), **request)
+    _, _, rda = dispensing.dispense_authorization_request(
+        actor=party.users["pharmacist"], pharmacy=party.pharmacy, date_of_birth=patient.date_of_birth,
+        now=timezone.now(), **request)
+    dispensing.dispense_confirm(actor=party.users["pharmacist"], rda=rda, counseling_confirmed=True,
+                                medication_guide_provided=True, now=timezone.now())
+    return prescription
+
+
+def test_the_log_is_searched_by_failed_check_and_exported(world, browser, decisions):
+    client = browser(world["auditor_user"])
+    page = client.get("/audit/", {"failed_check": "PATIENT_DOB_MATCH"}).content.decode()
+    rows = re.findall(r"<tr><td>\d+</td>", page)
+    assert len(rows) == 1 and "dispense_authorization.request" in page and "denied" in page
+    link = re.search(r'href="(/api/v1/audit-events/export\.csv\?[^"]+)"', page).group(1).replace("&amp;", "&")
+    export = client.get(link)
+    lines = b"".join(export.streaming_content).decode().strip().splitlines()
+    assert export.status_code == 200 and len(lines) == 2 and "PATIENT_DOB_MATCH" in lines[1]
+
+
+def test_a_date_range_and_bad_filters(world, browser, decisions):
+    client = browser(world["auditor_user"])
+    today = timezone.localdate()
+    page = client.get("/audit/", {"occurred_from": str(today), "occurred_to": str(today),
+                                  "action": "dispense_authorization.request"}).content.decode()
+    assert len(re.findall(r"<tr><td>\d+</td>", page)) == 2
+    page = client.get("/audit/", {"occurred_to": str(today - timedelta(days=365))}).content.decode()
+    assert "No entry matches." in page
+    response = client.get("/audit/", {"failed_check": "lower case; DROP", "patient": "not-a-uuid"})
+    assert response.status_code == 400 and "Enter a valid UUID" in response.content.decode()
+
+
+def test_a_prescriptions_history_shows_who_did_what(world, browser, decisions):
+    client = browser(world["auditor_user"])
+    page = client.get(f"/prescriptions/{decisions.pk}/").content.decode()
+    assert page.count("dispense_authorization.request") == 2 and "dispense.confirm" in page and "PATIENT_DOB_MATCH" in page
+    assert world["ours"].users["pharmacist"].username in page
+
+
+def test_reports_draw_decisions_failed_checks_and_time_to_dispense(world, browser, decisions):
+    client = browser(world["admin_user"])
+    response = client.get("/reports/", {"period": "day"})
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert page.count("<svg viewBox") == 3 and "PATIENT_DOB_MATCH" in page
+    assert "Decisions by outcome" in page and "<script>" not in page and " style=" not in page
+    assert client.get("/reports/", {"period": "fortnight"}).status_code == 400

@@ -1,0 +1,120 @@
+"""The pharmacy's counter pages: the check character caught before any lookup, the decision with its reasons,
+the counseling checklist, reversal, and the same limits as the API."""
+
+import pytest
+from django.test import override_settings
+from django.utils import timezone
+
+from dispensing import services as dispensing
+from dispensing.models import DispenseAuthorization
+from rems.identifiers import authorization_number_display
+from rems.models import ComplianceLogEntry, RiskCategory
+from tests.conftest import POMALIDOMIDE_4MG
+from tests.factories import PatientFactory
+
+pytestmark = pytest.mark.django_db
+
+DOB = "1970-03-04"
+
+
+@pytest.fixture
+def prescription(world, program):
+    patient = PatientFactory(prescriber=world["ours"].prescriber, program=program,
+                             risk_category=RiskCategory.MALE_ADULT, date_of_birth=DOB)
+    from rems.models import AttestationKind
+    from rems.services import attestation_record
+
+    attestation_record(actor=world["ours"].users["prescriber"], patient=patient, kind=AttestationKind.MALE_COUNSELING, now=timezone.now())
+    decision, _, prescription = dispensing.prescription_authorize(
+        actor=world["ours"].users["prescriber"], patient=patient, ndc=POMALIDOMIDE_4MG, quantity=28, days_supply=28, now=timezone.now())
+    assert prescription is not None, decision.checks
+    return prescription
+
+
+def counter_data(number, **extra):
+    return {"authorization_number": number, "patient_date_of_birth": DOB, "ndc": POMALIDOMIDE_4MG,
+            "quantity": "28", "days_supply": "28", **extra}
+
+
+def mistyped(number):
+    last = number[-2]
+    return number[:-2] + ("0" if last != "0" else "1") + number[-1]
+
+
+def test_a_mistyped_number_is_refused_before_any_lookup(world, browser, prescription):
+    client = browser(world["ours"].users["pharmacist"])
+    before = ComplianceLogEntry.objects.count()
+    response = client.post("/counter/", counter_data(mistyped(prescription.authorization_number)))
+    assert response.status_code == 400
+    assert "check character does not match" in response.content.decode()
+    assert ComplianceLogEntry.objects.count() == before
+
+
+def test_the_number_is_accepted_as_printed_in_groups_and_in_lower_case(world, browser, prescription):
+    client = browser(world["ours"].users["pharmacist"])
+    typed = authorization_number_display(prescription.authorization_number).lower()
+    response = client.post("/counter/", counter_data(typed))
+    rda = DispenseAuthorization.objects.get(prescription=prescription)
+    assert response.status_code == 302 and response["Location"] == f"/dispenses/{rda.rda_number}/"
+
+
+def test_a_wrong_birth_date_is_denied_with_what_to_do(world, browser, prescription):
+    client = browser(world["ours"].users["pharmacist"])
+    response = client.post("/counter/", counter_data(prescription.authorization_number,
+                                                     patient_date_of_birth="1970-03-05"))
+    page = response.content.decode()
+    assert response.status_code == 422 and "PATIENT_DOB_MATCH" in page
+    assert "Check the patient&#x27;s date of birth" in page
+    assert not DispenseAuthorization.objects.exists()
+
+
+def test_the_dispense_needs_every_counseling_point_and_the_guide(world, browser, prescription):
+    client = browser(world["ours"].users["pharmacist"])
+    location = client.post("/counter/", counter_data(prescription.authorization_number))["Location"]
+    rda = DispenseAuthorization.objects.get()
+    ticks = {f"dispense-{name}": "on" for name in
+             ("counsel_birth_defects", "counsel_contraception", "counsel_donation", "counsel_return")}
+    response = client.post(f"{location}dispense", {**ticks, "dispense-counsel_return": ""})
+    assert response.status_code == 400 and "Tick every counseling point" in response.content.decode()
+    rda.refresh_from_db()
+    assert rda.status == "approved"
+    response = client.post(f"{location}dispense", {**ticks, "dispense-medication_guide_provided": "on"})
+    assert response.status_code == 302
+    rda.refresh_from_db()
+    assert rda.status == "dispensed" and rda.counseling_confirmed and rda.medication_guide_provided
+    assert "dispensed" in client.get(location).content.decode()
+    assert rda.rda_number in client.get("/dispenses/").content.decode()
+
+
+def test_a_reversal_needs_a_reason_and_frees_the_authorization(world, browser, prescription):
+    client = browser(world["ours"].users["pharmacist"])
+    location = client.post("/counter/", counter_data(prescription.authorization_number))["Location"]
+    assert client.post(f"{location}reverse", {"reverse-reason": ""}).status_code == 400
+    assert client.post(f"{location}reverse", {"reverse-reason": "patient left"}).status_code == 302
+    assert DispenseAuthorization.objects.get().status == "reversed"
+    prescription.refresh_from_db()
+    assert prescription.status == "issued"
+
+
+@override_settings(REMS_DISPENSE_RATE_PER_KEY=2)
+def test_the_counter_is_limited_like_the_api(world, browser, prescription):
+    client = browser(world["ours"].users["pharmacist"])
+    for _ in range(2):
+        assert client.post("/counter/", counter_data(prescription.authorization_number,
+                                                     patient_date_of_birth="1970-01-01")).status_code == 422
+    response = client.post("/counter/", counter_data(prescription.authorization_number))
+    assert response.status_code == 429 and not DispenseAuthorization.objects.exists()
+
+
+def test_a_suspended_pharmacy_sees_no_page_but_its_request_is_decided_and_denied(world, browser, prescription):
+    from rems.models import Certification
+    from rems.services import certification_change_status
+
+    certification = Certification.objects.get(pharmacy=world["ours"].pharmacy)
+    certification_change_status(actor=None, certification=certification, action="suspend", reason="audit",
+                                now=timezone.now())
+    client = browser(world["ours"].users["pharmacist"])
+    assert client.get("/counter/").status_code == 403
+    assert client.get("/dispenses/").status_code == 403
+    response = client.post("/counter/", counter_data(prescription.authorization_number))
+    assert response.status_code == 422 and "PHARMACY_CERTIFIED" in response.content.decode()

@@ -1,0 +1,111 @@
+"""The prescriber's pages, through the Django test client: the same services, scope and log as the API."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from dispensing.models import Prescription
+from rems.models import Attestation, ComplianceLogEntry, Patient, PregnancyTest
+from tests.conftest import POMALIDOMIDE_4MG
+
+pytestmark = pytest.mark.django_db
+
+
+def local(moment):
+    """How a datetime-local field sends a moment (the session's zone is UTC unless the browser said otherwise)."""
+    return timezone.localtime(moment, timezone.get_fixed_timezone(0)).strftime("%Y-%m-%dT%H:%M")
+
+
+def enroll(client, **extra):
+    data = {"program": "pomalidomide", "first_name": "Ann", "last_name": "Portal", "date_of_birth": "1990-05-01",
+            "risk_category": "FRP_ADULT", "agreement_signed_on": str(timezone.now().date()), **extra}
+    response = client.post("/patients/new", data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    return Patient.objects.get(last_name=data["last_name"])
+
+
+def ready(client, patient):
+    now = timezone.now()
+    for ago in (timedelta(days=12), timedelta(hours=2)):
+        response = client.post(f"/patients/{patient.pk}/pregnancy-tests",
+                                {"test-collected_at": local(now - ago), "test-result": "negative",
+                                 "test-sensitivity_miu_ml": "25"})
+        assert response.status_code == 302, response.content.decode()[:3000]
+    response = client.post(f"/patients/{patient.pk}/attestations",
+                            {"attestation-methods": ["IUD", "MALE_CONDOM"],
+                             "attestation-started_on": str((now - timedelta(weeks=5)).date())})
+    assert response.status_code == 302, response.content.decode()[:3000]
+
+
+def test_a_prescriber_enrolls_records_and_obtains_an_authorization(world, browser):
+    client = browser(world["ours"].users["prescriber"])
+    patient = enroll(client)
+    page = client.get("/patients/").content.decode()
+    assert "Portal, Ann" in page and "Missing" in page
+    ready(client, patient)
+    assert PregnancyTest.objects.filter(patient=patient).count() == 2
+    assert Attestation.objects.filter(patient=patient).count() == 1
+    response = client.post(f"/patients/{patient.pk}/authorize",
+                           {"rx-ndc": POMALIDOMIDE_4MG, "rx-quantity": "21", "rx-days_supply": "28"})
+    prescription = Prescription.objects.get(patient=patient)
+    assert response.status_code == 302 and response["Location"] == f"/prescriptions/{prescription.pk}/"
+    page = client.get(response["Location"]).content.decode()
+    assert prescription.authorization_number[:5] in page and "FRP_ADULT" in page
+    assert ComplianceLogEntry.objects.filter(action="prescription.authorize", outcome="approved",
+                                             actor_username=world["ours"].users["prescriber"].username).exists()
+
+
+def test_a_denied_authorization_lists_every_failed_check_with_what_to_do(world, browser):
+    client = browser(world["ours"].users["prescriber"])
+    patient = enroll(client)
+    response = client.post(f"/patients/{patient.pk}/authorize",
+                           {"rx-ndc": POMALIDOMIDE_4MG, "rx-quantity": "21", "rx-days_supply": "28"})
+    page = response.content.decode()
+    assert response.status_code == 422
+    for code in ("PREGNANCY_TEST_FIRST", "PREGNANCY_TEST_SECOND", "CONTRACEPTION_ATTESTED"):
+        assert code in page
+    assert "What to do:" in page and "Record a negative pregnancy test collected 10 to 14 days" in page
+    assert not Prescription.objects.exists()
+    assert ComplianceLogEntry.objects.filter(action="prescription.authorize", outcome="denied").count() == 1
+
+
+def test_invalid_input_is_shown_on_the_form_and_writes_nothing(world, browser):
+    client = browser(world["ours"].users["prescriber"])
+    patient = enroll(client)
+    before = ComplianceLogEntry.objects.count()
+    response = client.post(f"/patients/{patient.pk}/pregnancy-tests",
+                           {"test-collected_at": "yesterday", "test-result": "maybe", "test-sensitivity_miu_ml": "-1"})
+    assert response.status_code == 400
+    assert "Enter a valid date/time" in response.content.decode()
+    response = client.post(f"/patients/{patient.pk}/attestations",
+                           {"attestation-methods": ["IUD"], "attestation-abstinence": "on",
+                            "attestation-started_on": "2026-01-01"})
+    assert response.status_code == 400 and "not both" in response.content.decode()
+    response = client.post(f"/patients/{patient.pk}/pregnancy-tests",
+                           {"test-collected_at": local(timezone.now() + timedelta(days=3)), "test-result": "negative",
+                            "test-sensitivity_miu_ml": "25"})
+    assert response.status_code in (400, 422) and "future" in response.content.decode()
+    assert ComplianceLogEntry.objects.count() == before
+    assert not PregnancyTest.objects.filter(patient=patient).exists()
+
+
+def test_a_duplicate_enrollment_is_refused_on_the_form(world, browser):
+    client = browser(world["ours"].users["prescriber"])
+    enroll(client)
+    response = client.post("/patients/new", {
+        "program": "pomalidomide", "first_name": "ann", "last_name": "PORTAL", "date_of_birth": "1990-05-01",
+        "risk_category": "FRP_ADULT", "agreement_signed_on": str(timezone.now().date())})
+    assert response.status_code == 409 and "alert" in response.content.decode()
+    assert Patient.objects.count() == 1
+
+
+def test_a_delegate_records_but_neither_enrolls_nor_authorizes(world, browser):
+    prescriber = browser(world["ours"].users["prescriber"])
+    patient = enroll(prescriber)
+    delegate = browser(world["ours"].users["delegate"])
+    assert delegate.get("/patients/new").status_code == 403
+    assert delegate.post(f"/patients/{patient.pk}/authorize",
+                         {"rx-ndc": POMALIDOMIDE_4MG, "rx-quantity": "21", "rx-days_supply": "28"}).status_code == 403
+    ready(delegate, patient)
+    assert PregnancyTest.objects.filter(patient=patient).count() == 2
