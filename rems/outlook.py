@@ -42,23 +42,32 @@ def _pregnancy_test(patient, history, params, now):
     latest = negatives[0] if negatives else None
     if patient.therapy_started_at is None:
         # FRP before the first prescription: one test 10 to 14 days before it, the second within 24 hours before.
-        window_from = now - timedelta(days=params.first_test_max_days_before)
-        if latest is None or latest.collected_at < window_from:
+        recent = [t for t in negatives if t.collected_at >= now - timedelta(days=params.first_test_max_days_before)]
+        if not recent:
             return DueItem(
                 "pregnancy_test", "Pregnancy tests", MISSING,
                 f"Before the first prescription: a negative test {params.first_test_min_days_before} to "
                 f"{params.first_test_max_days_before} days before it, and a second within "
                 f"{params.second_test_max_hours_before} hours before it.",
             )
-        first_ready_at = latest.collected_at + timedelta(days=params.first_test_min_days_before)
-        last_chance_at = latest.collected_at + timedelta(days=params.first_test_max_days_before)
-        if now < first_ready_at:
-            text = (f"First test collected {gates._day(latest.collected_at)}. Collect the second test and prescribe "
-                    f"between {gates._day(first_ready_at)} and {gates._day(last_chance_at)}.")
-            return DueItem("pregnancy_test", "Pregnancy tests", OK, text, first_ready_at)
-        text = (f"First test collected {gates._day(latest.collected_at)}. Collect the second test within "
-                f"{params.second_test_max_hours_before} hours before prescribing, by {gates._day(last_chance_at)}.")
-        return DueItem("pregnancy_test", "Pregnancy tests", _state_for(last_chance_at, now), text, last_chance_at)
+        first = recent[-1]  # the oldest still in the window: the one that can count as the first test
+        ready_at = first.collected_at + timedelta(days=params.first_test_min_days_before)
+        deadline = first.collected_at + timedelta(days=params.first_test_max_days_before)
+        if now < ready_at:
+            text = (f"First test collected {gates._day(first.collected_at)}. Collect the second test and prescribe "
+                    f"between {gates._day(ready_at)} and {gates._day(deadline)}.")
+            return DueItem("pregnancy_test", "Pregnancy tests", OK, text, ready_at)
+        second_window = timedelta(hours=params.second_test_max_hours_before)
+        second = recent[0] if recent[0].collected_at >= now - second_window else None
+        if second is not None:
+            ready_until = min(deadline, second.collected_at + second_window)
+            return DueItem("pregnancy_test", "Pregnancy tests", OK,
+                           f"Both tests on file ({gates._day(first.collected_at)} and "
+                           f"{gates._day(second.collected_at)}): ready to prescribe until {gates._when(ready_until)}.",
+                           ready_until)
+        text = (f"First test collected {gates._day(first.collected_at)}. Collect the second test within "
+                f"{params.second_test_max_hours_before} hours before prescribing, by {gates._day(deadline)}.")
+        return DueItem("pregnancy_test", "Pregnancy tests", _state_for(deadline, now), text, deadline)
     interval = gates._testing_interval_days(patient, params, now)
     if latest is None:
         return DueItem("pregnancy_test", "Next pregnancy test", OVERDUE,

@@ -144,6 +144,9 @@ def main():
             stop()
             return 1
         print(flush=True)
+        say(f"Portal:    {base}/  (sign in with a demo user below)")
+        for role, login in seed["users"].items():
+            say(f"  demo {role:<10} sign-in: {login['username']} / {login['password']}")
         say(f"API:       {base}/api/v1/")
         say(f"API docs:  {base}/api/v1/docs/")
         say(f"Health:    {base}/healthz and {base}/readyz")

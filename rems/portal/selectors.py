@@ -1,6 +1,8 @@
 """Reads for the portal's pages that the API has no need of: the prescriber's patient list with what is due,
 loaded for a whole page of patients in a fixed number of queries."""
 
+from datetime import timedelta
+
 from dispensing.models import DispenseAuthorization, DispenseStatus, Prescription, PrescriptionStatus
 from dispensing.services import _patient_fact
 from rems import gates
@@ -36,10 +38,15 @@ def _outlooks(patients, rule_set, now):
     if not ids or params is None:
         return {p.pk: patient_outlook(patient=_patient_fact(p), history=gates.PatientHistory(), params=params, now=now)
                 for p in patients}
-    tests = _latest_per_patient(
-        PregnancyTest.objects.filter(result=TestResult.NEGATIVE, collected_at__lte=now,
-                                     sensitivity_miu_ml__lte=params.pregnancy_test_max_sensitivity_miu_ml),
-        ids, "collected_at")
+    # Negative tests in the decision's own lookback window (a handful a patient): the first of the two tests
+    # before therapy may not be the latest.
+    tests = {}
+    for row in PregnancyTest.objects.filter(
+            patient_id__in=ids, result=TestResult.NEGATIVE, collected_at__lte=now,
+            collected_at__gte=now - timedelta(days=params.pregnancy_test_lookback_days),
+            sensitivity_miu_ml__lte=params.pregnancy_test_max_sensitivity_miu_ml,
+    ).order_by("patient_id", "-collected_at").values("patient_id", "collected_at", "result", "sensitivity_miu_ml"):
+        tests.setdefault(row["patient_id"], []).append(row)
     contraception = _latest_per_patient(Attestation.objects.filter(kind=AttestationKind.CONTRACEPTION), ids,
                                         "attested_at")
     counseling = _latest_per_patient(Attestation.objects.filter(kind=AttestationKind.MALE_COUNSELING), ids,
@@ -63,12 +70,13 @@ def _outlooks(patients, rule_set, now):
 
     result = {}
     for patient in patients:
-        test, rx, dispense = tests.get(patient.pk), prescriptions.get(patient.pk), dispenses.get(patient.pk)
+        rx, dispense = prescriptions.get(patient.pk), dispenses.get(patient.pk)
         survey = surveys.get(patient.pk)
         is_open = rx is not None and rx["status"] in (PrescriptionStatus.ISSUED, PrescriptionStatus.AUTHORIZED)
         history = gates.PatientHistory(
-            tests=(gates.PregnancyTestFact(collected_at=test["collected_at"], result=test["result"],
-                                           sensitivity_miu_ml=test["sensitivity_miu_ml"]),) if test else (),
+            tests=tuple(gates.PregnancyTestFact(collected_at=t["collected_at"], result=t["result"],
+                                                sensitivity_miu_ml=t["sensitivity_miu_ml"])
+                        for t in tests.get(patient.pk, ())),
             contraception=attestation(contraception.get(patient.pk), AttestationKind.CONTRACEPTION),
             male_counseling=attestation(counseling.get(patient.pk), AttestationKind.MALE_COUNSELING),
             latest_survey=gates.SurveyFact(completed_at=survey["completed_at"]) if survey else None,

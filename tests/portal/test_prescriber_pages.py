@@ -109,3 +109,24 @@ def test_a_delegate_records_but_neither_enrolls_nor_authorizes(world, browser):
                          {"rx-ndc": POMALIDOMIDE_4MG, "rx-quantity": "21", "rx-days_supply": "28"}).status_code == 403
     ready(delegate, patient)
     assert PregnancyTest.objects.filter(patient=patient).count() == 2
+
+
+def test_the_patient_list_costs_the_same_queries_for_2_patients_and_for_40(world, browser, program):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.factories import PatientFactory
+
+    client = browser(world["ours"].users["prescriber"])
+
+    def queries():
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get("/patients/").status_code == 200
+        return len(captured)
+
+    for _ in range(2):
+        PatientFactory(prescriber=world["ours"].prescriber, program=program)
+    few = queries()
+    for _ in range(38):
+        PatientFactory(prescriber=world["ours"].prescriber, program=program)
+    assert queries() == few

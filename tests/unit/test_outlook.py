@@ -37,6 +37,16 @@ def test_before_therapy_a_first_test_older_than_14_days_no_longer_counts():
     assert item.state == outlook.DUE_SOON and "second test" in item.text
 
 
+def test_before_therapy_both_tests_on_file_are_ready_until_the_second_is_24_hours_old():
+    history = PatientHistory(tests=(negative_test(NOW - 2 * HOUR), negative_test(NOW - 12 * DAY)))
+    item = items(therapy_started_at=None, history=history)["pregnancy_test"]
+    assert item.state == outlook.OK and "ready to prescribe" in item.text
+    assert item.due_at == NOW - 2 * HOUR + 24 * HOUR
+    history = PatientHistory(tests=(negative_test(NOW - 24 * HOUR - SECOND), negative_test(NOW - 12 * DAY)))
+    item = items(therapy_started_at=None, history=history)["pregnancy_test"]
+    assert "Collect the second test within 24 hours" in item.text
+
+
 def test_during_therapy_the_next_test_is_due_one_interval_after_the_last():
     def state(ago):
         history = PatientHistory(tests=(negative_test(NOW - ago),))

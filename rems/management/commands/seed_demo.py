@@ -1,4 +1,5 @@
 import json
+import secrets
 
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
@@ -19,7 +20,8 @@ DEMO_PHARMACY_NCPDP = ncpdp_with_check_digit("059999")
 class Command(BaseCommand):
     help = (
         "Create, if missing, the Pomalidomide program, a certified prescriber, a certified pharmacy with one "
-        "pharmacist, an auditor and a program administrator; issue each user a fresh key. Safe to run again."
+        "pharmacist, an auditor and a program administrator; issue each user a fresh key and a fresh password for "
+        "the portal. Safe to run again."
     )
 
     def add_arguments(self, parser):
@@ -50,12 +52,15 @@ class Command(BaseCommand):
                 "auditor": ("demo-auditor", Role.AUDITOR, {}),
                 "admin": ("demo-admin", Role.ADMIN, {}),
             }
-            tokens = {}
+            tokens, passwords = {}, {}
             for name, (username, role, party) in users.items():
                 user = User.objects.filter(username=username).first() or user_create(
                     actor=None, username=username, role=role, now=now, **party
                 )
                 _, tokens[name] = api_key_issue(actor=None, user=user, now=now, label="demo")
+                passwords[name] = secrets.token_urlsafe(12)
+                user.set_password(passwords[name])
+                user.save(update_fields=["password"])
         result = {
             "program": program.slug,
             "prescriber_id": str(prescriber.pk),
@@ -65,6 +70,7 @@ class Command(BaseCommand):
                 for p in program.products.order_by("strength_mg")
             ],
             "tokens": tokens,
+            "users": {name: {"username": users[name][0], "password": passwords[name]} for name in users},
         }
         if options["json"]:
             self.stdout.write(json.dumps(result))
@@ -76,3 +82,5 @@ class Command(BaseCommand):
             self.stdout.write(f"Product {product['ndc']}: {product['strength_mg']} mg")
         for name, token in tokens.items():
             self.stdout.write(f"Key for the demo {name}: {token}")
+        for name, login in result["users"].items():
+            self.stdout.write(f"Portal sign-in for the demo {name}: {login['username']} / {login['password']}")

@@ -1,0 +1,390 @@
+"""The portal in a real browser: the machine's Chromium driven by Playwright against the service on a live
+server, with the real PostgreSQL behind it. Each walk saves a screenshot of the main pages it passes (phone
+width and desktop) under test-artifacts/screenshots/, and checks on each that nothing scrolls sideways at
+390 px, that every form control has a label, and that the Content-Security-Policy blocked nothing.
+"""
+
+import csv
+import io
+import os
+import re
+from datetime import timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.utils import timezone
+
+from accounts.models import Role
+from dispensing import services as dispensing
+from dispensing.models import DispenseAuthorization, Prescription
+from rems import services
+from rems.models import AttestationKind, ComplianceLogEntry, Patient, RiskCategory
+from tests.conftest import POMALIDOMIDE_4MG, make_party
+from tests.factories import UserFactory
+
+from playwright.sync_api import expect, sync_playwright
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+PASSWORD = "a-long-enough-passphrase-42"
+ZONE = "America/New_York"  # the browser's clock: typed and shown times are in this zone
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 900}
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: install the system package (scripts/install-browser.sh)")
+    # Playwright's synchronous API keeps an event loop in the test's thread; the ORM calls these tests make for
+    # set-up and checks are still plain synchronous calls. Only for this module: nothing started after it (a
+    # deployment check, say) may inherit the setting.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        yield from _chromium()
+    finally:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+
+
+def _chromium():
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run", "--disable-quic",
+        ])
+        yield browser
+        browser.close()
+
+
+class Walk:
+    """One person's browser: signs in, and checks and photographs each main page it reaches."""
+
+    def __init__(self, chromium, live_server, name):
+        self.context = chromium.new_context(viewport=PHONE, timezone_id=ZONE, locale="en-US", accept_downloads=True)
+        self.page = self.context.new_page()
+        self.base = live_server.url
+        self.name = name
+        self.csp_violations = []
+        self.page.on("console", self._console)
+
+    def _console(self, message):
+        if "Content Security Policy" in message.text or "Refused to" in message.text:
+            self.csp_violations.append(message.text)
+
+    def go(self, path):
+        self.page.goto(self.base + path)
+
+    def sign_in(self, username):
+        self.go("/login")
+        self.page.get_by_label("Username").fill(username)
+        self.page.get_by_label("Password").fill(PASSWORD)
+        self.page.get_by_role("button", name="Sign in").click()
+        self.page.wait_for_load_state()
+
+    def check(self, shot):
+        """The page as a phone shows it: no sideways scroll, every control labelled, nothing blocked; then a
+        screenshot at phone and at desktop width."""
+        page = self.page
+        page.set_viewport_size(PHONE)
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{shot}: the page scrolls sideways by {overflow}px at 390px"
+        unlabelled = page.evaluate("""() => Array.from(document.querySelectorAll(
+              'input:not([type=hidden]), select, textarea'))
+            .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')
+                          && !el.getAttribute('aria-labelledby'))
+            .map(el => el.name)""")
+        assert unlabelled == [], f"{shot}: controls without a label: {unlabelled}"
+        assert page.locator("main#main").count() == 1 and page.locator("h1").count() == 1
+        assert self.csp_violations == [], self.csp_violations
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"{self.name}-{shot}-390.png"), full_page=True)
+        page.set_viewport_size(DESKTOP)
+        page.screenshot(path=str(SCREENSHOTS / f"{self.name}-{shot}-1280.png"), full_page=True)
+        page.set_viewport_size(PHONE)
+
+    def close(self):
+        self.context.close()
+
+
+@pytest.fixture
+def walk(chromium, live_server):
+    walks = []
+
+    def start(name):
+        walks.append(Walk(chromium, live_server, name))
+        return walks[-1]
+
+    yield start
+    for w in walks:
+        w.close()
+
+
+def person(role, **party):
+    user = UserFactory(role=role, is_staff=role == Role.ADMIN, **party)
+    user.set_password(PASSWORD)
+    user.save()
+    return user
+
+
+@pytest.fixture
+def parties(program):
+    now = timezone.now() - timedelta(days=60)
+    ours, theirs = make_party(program, now), make_party(program, now)
+    for party in (ours, theirs):
+        for user in party.users.values():
+            user.set_password(PASSWORD)
+            user.save()
+    return {"ours": ours, "theirs": theirs, "auditor": person(Role.AUDITOR)}
+
+
+def local_input(moment):
+    """What a person in ZONE types into a date-and-time field for `moment`."""
+    return moment.astimezone(ZoneInfo(ZONE)).strftime("%Y-%m-%dT%H:%M")
+
+
+def mistype(number):
+    """The same number with one character changed, as a slip of the finger would."""
+    wrong = "7" if number[5] != "7" else "8"
+    return number[:5] + wrong + number[6:]
+
+
+def test_a_prescriber_enrolls_an_frp_patient_records_tests_and_an_attestation_and_obtains_an_authorization(
+        walk, parties):
+    w = walk("prescriber")
+    prescriber = parties["ours"].users["prescriber"]
+    w.sign_in(prescriber.username)
+    page = w.page
+    expect(page.get_by_role("heading", name="Patients")).to_be_visible()
+    page.get_by_role("link", name="Enroll a patient").click()
+    page.get_by_label("First name").fill("Maria")
+    page.get_by_label("Last name").fill("Browser")
+    page.get_by_label("Date of birth").fill("1991-07-14")
+    page.get_by_label("Risk category").select_option("FRP_ADULT")
+    page.get_by_label("Patient-Prescriber Agreement signed on").fill(str(timezone.localdate()))
+    w.check("enroll")
+    page.get_by_role("button", name="Enroll").click()
+    expect(page.get_by_role("status")).to_contain_text("is enrolled")
+    expect(page.locator(".due-missing").first).to_contain_text("Missing")
+    w.check("patient-new")
+
+    now = timezone.now()
+    for ago in (timedelta(days=12), timedelta(hours=2)):
+        page.get_by_label("Collected at").fill(local_input(now - ago))
+        page.get_by_label("Negative").check()
+        page.get_by_label("Sensitivity (mIU/mL)").fill("25")
+        page.get_by_role("button", name="Record test").click()
+        expect(page.get_by_role("status")).to_contain_text("pregnancy test is recorded")
+    patient = Patient.objects.get(last_name="Browser")
+    tests = sorted(t.collected_at for t in patient.pregnancy_tests.all())
+    # typed in New York time, stored as the same instant
+    assert abs(tests[0] - (now - timedelta(days=12))) < timedelta(minutes=1)
+
+    page.get_by_label("Intrauterine device").check()
+    page.get_by_label("Male latex or synthetic condom").check()
+    page.get_by_label("Contraception (or abstinence) started on").fill(str(timezone.localdate() - timedelta(weeks=5)))
+    page.get_by_role("button", name="Record attestation").click()
+    expect(page.get_by_role("status")).to_contain_text("attestation is recorded")
+    w.check("patient-ready")
+
+    page.get_by_label("Product").select_option(POMALIDOMIDE_4MG)
+    page.get_by_label("Quantity (capsules)").fill("21")
+    page.get_by_label("Days' supply").fill("21")
+    page.get_by_role("button", name="Request authorization").click()
+    number = page.get_by_test_id("authorization-number")
+    expect(number).to_be_visible()
+    prescription = Prescription.objects.get(patient=patient)
+    assert number.inner_text().replace("-", "") == prescription.authorization_number
+    expect(page.locator(".authorization-number")).to_contain_text("FRP_ADULT")
+    w.check("authorization")
+
+    page.get_by_role("link", name="Patients").first.click()
+    expect(page.locator(".patient-card")).to_contain_text("Open authorization")
+    w.check("patients")
+
+
+@pytest.fixture
+def frp_prescription(parties, program):
+    """An FRP patient of our prescriber with an authorization issued now, ready for the counter."""
+    office = parties["ours"]
+    prescriber = office.users["prescriber"]
+    now = timezone.now()
+    patient = services.patient_enroll(
+        actor=prescriber, prescriber=office.prescriber, program=program, first_name="Counter", last_name="Ready",
+        date_of_birth=timezone.datetime(1988, 2, 29).date(), risk_category=RiskCategory.FRP_ADULT,
+        irregular_cycles=False, agreement_signed_on=(now - timedelta(days=40)).date(), now=now - timedelta(days=40))
+    return _authorize(prescriber, patient, now)
+
+
+def _authorize(prescriber, patient, at):
+    services.pregnancy_test_record(actor=prescriber, patient=patient, collected_at=at - timedelta(days=12),
+                                   result="negative", sensitivity_miu_ml=25, now=at)
+    services.pregnancy_test_record(actor=prescriber, patient=patient, collected_at=at - timedelta(hours=2),
+                                   result="negative", sensitivity_miu_ml=25, now=at)
+    services.attestation_record(actor=prescriber, patient=patient, kind=AttestationKind.CONTRACEPTION,
+                                methods=["IUD", "MALE_CONDOM"], started_on=(at - timedelta(weeks=5)).date(), now=at)
+    decision, _, prescription = dispensing.prescription_authorize(
+        actor=prescriber, patient=patient, ndc=POMALIDOMIDE_4MG, quantity=28, days_supply=28, now=at)
+    assert prescription is not None, [c for c in decision.checks if not c.passed]
+    return prescription
+
+
+def test_a_pharmacist_mistypes_the_number_then_obtains_the_rda_and_confirms_the_dispense(walk, parties,
+                                                                                          frp_prescription):
+    w = walk("pharmacist")
+    w.sign_in(parties["ours"].users["pharmacist"].username)
+    page = w.page
+    expect(page.get_by_role("heading", name="Request a dispense authorization")).to_be_visible()
+    number = page.get_by_label("Prescription authorization number")
+    typo = mistype(frp_prescription.authorization_number)
+
+    # Caught as it is typed, by the check character, before anything is sent...
+    number.focus()
+    page.keyboard.type(typo.lower())
+    expect(page.locator("#id_authorization_number_live")).to_contain_text("typing error")
+    expect(number).to_have_attribute("aria-invalid", "true")
+    w.check("counter-typo")
+    # ...and by the server if it is sent anyway, with nothing decided or logged.
+    decisions = ComplianceLogEntry.objects.filter(action="dispense_authorization.request").count()
+    page.get_by_label("Patient's date of birth").fill("1988-02-29")
+    page.get_by_label("Product").select_option(POMALIDOMIDE_4MG)
+    page.get_by_label("Quantity (capsules)").fill("28")
+    page.get_by_label("Days' supply").fill("28")
+    page.get_by_role("button", name="Check and authorize").click()
+    expect(page.locator(".error")).to_contain_text("check character does not match")
+    assert ComplianceLogEntry.objects.filter(action="dispense_authorization.request").count() == decisions
+
+    # The right number, typed with the keyboard alone, then the form sent with Enter.
+    number.fill("")
+    number.focus()
+    page.keyboard.type(frp_prescription.authorization_number)
+    expect(page.locator("#id_authorization_number_live")).to_contain_text("check character matches")
+    page.get_by_label("Days' supply").focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_test_id("rda-status")).to_have_text("approved")
+    w.check("rda")
+
+    # The counseling checklist, ticked with the keyboard: the dispense is refused until all is ticked.
+    boxes = page.locator("form[action$='/dispense'] input[type=checkbox]")
+    assert boxes.count() == 5
+    for i in range(4):
+        boxes.nth(i).focus()
+        page.keyboard.press("Space")
+    page.get_by_role("button", name="Confirm the dispense").click()
+    expect(page.get_by_role("alert")).to_contain_text("Tick every counseling point")
+    page.get_by_label("The Medication Guide was given to the patient").check()
+    for i in range(4):
+        expect(boxes.nth(i)).to_be_checked()
+    page.get_by_role("button", name="Confirm the dispense").click()
+    expect(page.get_by_test_id("rda-status")).to_have_text("dispensed")
+    rda = DispenseAuthorization.objects.get(prescription=frp_prescription)
+    assert rda.status == "dispensed" and rda.counseling_confirmed and rda.medication_guide_provided
+    w.check("dispensed")
+    page.get_by_role("link", name="Recent dispenses").click()
+    expect(page.locator("table")).to_contain_text(rda.rda_number)
+    w.check("dispenses")
+
+
+def test_a_pharmacist_is_refused_for_a_stale_pregnancy_test_and_an_auditor_finds_and_exports_it(
+        walk, parties, program):
+    office = parties["ours"]
+    prescriber = office.users["prescriber"]
+    issued_at = timezone.now() - timedelta(days=8)
+    patient = services.patient_enroll(
+        actor=prescriber, prescriber=office.prescriber, program=program, first_name="Stale", last_name="Test",
+        date_of_birth=timezone.datetime(1985, 9, 1).date(), risk_category=RiskCategory.FRP_ADULT,
+        irregular_cycles=False, agreement_signed_on=(issued_at - timedelta(days=40)).date(), now=issued_at - timedelta(days=40))
+    # The authorization was issued 8 days ago on a test collected 2 hours before: it lasted 7 days from the test.
+    prescription = _authorize(prescriber, patient, issued_at)
+
+    w = walk("pharmacist-refused")
+    w.sign_in(office.users["pharmacist"].username)
+    page = w.page
+    page.get_by_label("Prescription authorization number").fill(prescription.authorization_number)
+    page.get_by_label("Patient's date of birth").fill("1985-09-01")
+    page.get_by_label("Product").select_option(POMALIDOMIDE_4MG)
+    page.get_by_label("Quantity (capsules)").fill("28")
+    page.get_by_label("Days' supply").fill("28")
+    page.get_by_role("button", name="Check and authorize").click()
+    refusal = page.locator(".decision")
+    expect(refusal).to_contain_text("Not authorized")
+    expect(refusal).to_contain_text("AUTHORIZATION_NOT_EXPIRED")
+    expect(refusal).to_contain_text("latest negative pregnancy test, which is now too old")
+    expect(refusal).to_contain_text("What to do:")
+    expect(refusal).to_be_focused()
+    assert not DispenseAuthorization.objects.exists()
+    w.check("counter-refused")
+
+    a = walk("auditor")
+    a.sign_in(parties["auditor"].username)
+    page = a.page
+    expect(page.get_by_role("heading", name="Compliance log")).to_be_visible()
+    page.get_by_label("Failed check code").fill("AUTHORIZATION_NOT_EXPIRED")
+    page.get_by_role("button", name="Search").click()
+    rows = page.locator("table.log tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("dispense_authorization.request")
+    expect(rows.first).to_contain_text("denied")
+    a.check("audit-search")
+    with page.expect_download() as download:
+        page.get_by_test_id("export-csv").click()
+    content = Path(download.value.path()).read_text()
+    exported = list(csv.DictReader(io.StringIO(content)))
+    assert len(exported) == 1 and exported[0]["failed_checks"] == "AUTHORIZATION_NOT_EXPIRED"
+    assert exported[0]["prescription_id"] == str(prescription.pk)
+
+    rows.first.get_by_role("link", name="history").click()
+    expect(page.locator("table")).to_contain_text("prescription.authorize")
+    expect(page.locator("table")).to_contain_text("AUTHORIZATION_NOT_EXPIRED")
+    a.check("prescription-history")
+    page.get_by_role("link", name="Reports").click()
+    page.get_by_label("Period").select_option("day")
+    page.get_by_role("button", name="Show").click()
+    # decisions by outcome and denials by failed check; nothing was dispensed, so no time-to-dispense bars
+    expect(page.locator(".chart-figure")).to_have_count(3)
+    expect(page.locator("svg.chart")).to_have_count(2)
+    expect(page.locator(".chart-figure").nth(2)).to_contain_text("Nothing in this period")
+    expect(page.locator(".chart-figure").nth(1)).to_contain_text("AUTHORIZATION_NOT_EXPIRED")
+    a.check("reports")
+
+
+def test_another_pharmacys_rda_and_another_prescribers_patient_are_not_found(walk, parties, frp_prescription):
+    theirs = parties["theirs"]
+    rda_number = dispensing.dispense_authorization_request(
+        actor=parties["ours"].users["pharmacist"], pharmacy=parties["ours"].pharmacy,
+        authorization_number=frp_prescription.authorization_number,
+        date_of_birth=frp_prescription.patient.date_of_birth, ndc=POMALIDOMIDE_4MG, quantity=28, days_supply=28,
+        now=timezone.now())[2].rda_number
+
+    w = walk("other-pharmacy")
+    w.sign_in(theirs.users["pharmacist"].username)
+    response = w.page.goto(f"{w.base}/dispenses/{rda_number}/")
+    assert response.status == 404
+    expect(w.page.get_by_role("heading", name="Not found")).to_be_visible()
+    w.check("not-found")
+
+    p = walk("other-prescriber")
+    p.sign_in(theirs.users["prescriber"].username)
+    assert p.page.goto(f"{p.base}/patients/{frp_prescription.patient_id}/").status == 404
+    assert p.page.goto(f"{p.base}/prescriptions/{frp_prescription.pk}/").status == 404
+    # the same as the API answers them
+    assert p.page.request.get(f"{p.base}/api/v1/patients/{frp_prescription.patient_id}/").status == 404
+
+
+def test_a_wrong_password_is_told_plainly_and_signing_out_ends_the_session(walk, parties):
+    w = walk("login")
+    page = w.page
+    w.go("/login")
+    w.check("login")
+    page.get_by_label("Username").fill(parties["auditor"].username)
+    page.get_by_label("Password").fill("not the password")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_contain_text("did not match")
+    w.sign_in(parties["auditor"].username)
+    expect(page.get_by_role("heading", name="Compliance log")).to_be_visible()
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    w.go("/audit/")
+    assert re.search(r"/login\?next=", page.url)
