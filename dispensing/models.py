@@ -60,7 +60,11 @@ class Prescription(models.Model):
         indexes = [
             models.Index(fields=["patient", "-issued_at"]),
             models.Index(fields=["prescriber", "-issued_at"]),
-            models.Index(fields=["status", "expires_at"]),
+            # The expiry sweep and the lapse reminders walk the open authorizations in order of expiry; an expired
+            # one leaves this index (so the walk never passes over what earlier batches expired), and one index
+            # fewer to update makes each expiry cheaper.
+            models.Index(fields=["expires_at"], condition=Q(status__in=OPEN_PRESCRIPTION_STATUSES),
+                         name="prescription_open_expiry"),
         ]
 
 

@@ -63,16 +63,6 @@ def log_entry_write(
     )
 
 
-def log_entries_write(*, entries, now, actor=None):
-    """Many entries by one actor (a sweep, usually) in one statement. Each dict holds the fields of one entry."""
-    request_id = request_id_var.get()
-    return ComplianceLogEntry.objects.bulk_create([
-        ComplianceLogEntry(occurred_at=now, request_id=request_id, **actor_fields(actor),
-                           **{**entry, "object_id": str(entry["object_id"])})
-        for entry in entries
-    ])
-
-
 # --- Verification ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ChainBreak:

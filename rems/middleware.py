@@ -47,3 +47,24 @@ class ContentSecurityPolicyMiddleware:
         if not request.path.startswith(self.exempt):
             response.setdefault("Content-Security-Policy", self.policy)
         return response
+
+
+class UserTimeZoneMiddleware:
+    """Times typed into and shown by the portal are in the zone the user's browser reported at sign-in (UTC
+    otherwise). Activated for this request only: a thread serving the next request starts from UTC again."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        from zoneinfo import ZoneInfo
+
+        from django.utils import timezone
+
+        zone = request.session.get("time_zone") if hasattr(request, "session") else None
+        if zone:
+            timezone.activate(ZoneInfo(zone))
+        try:
+            return self.get_response(request)
+        finally:
+            timezone.deactivate()

@@ -75,15 +75,30 @@ def _pregnancy_test(patient, history, params, now):
     due_at = latest.collected_at + timedelta(days=interval)
     state = _state_for(due_at, now)
     when = "was due" if state == OVERDUE else "due"
-    return DueItem("pregnancy_test", "Next pregnancy test", state,
-                   f"Every {gates._plural(interval, 'day')}: {when} {gates._day(due_at)} "
-                   f"(last collected {gates._day(latest.collected_at)}).", due_at)
+    text = (f"Every {gates._plural(interval, 'day')}: {when} {gates._day(due_at)} "
+            f"(last collected {gates._day(latest.collected_at)}).")
+    # A prescription also needs a negative test from the days just before it (PREGNANCY_TEST_RECENT): once the
+    # next fill is possible, a test older than that is missing, whatever the testing schedule says.
+    recent_until = latest.collected_at + timedelta(days=params.authorization_validity_days_reproductive)
+    if now < recent_until:
+        text += f" Recent enough for a prescription until {gates._when(recent_until)}."
+    elif gates._check_next_fill(history, params, now).passed and state != OVERDUE:
+        state = MISSING
+        text += (f" A prescription now needs a negative test from the last "
+                 f"{gates._plural(params.authorization_validity_days_reproductive, 'day')}: collect one first.")
+    return DueItem("pregnancy_test", "Next pregnancy test", state, text, due_at)
 
 
-def _attestation(kind, label, attestation, history, params, now):
+def _attestation(label, attestation, history, params, now, patient=None):
     current, why = gates._attestation_is_current(attestation, history, params, now)
     if not current:
         return DueItem("attestation", label, MISSING, f"Needed for the next prescription: {why}.")
+    if patient is not None:
+        # The same checks the decision makes of a contraception attestation: the methods, and before the first
+        # prescription, that contraception started early enough.
+        failed = [c for c in gates._check_contraception(patient, history, params, now) if not c.passed]
+        if failed:
+            return DueItem("attestation", label, MISSING, failed[0].message)
     expires_at = attestation.attested_at + timedelta(days=params.attestation_max_age_days)
     return DueItem("attestation", label, _state_for(expires_at, now),
                    f"Attested {gates._day(attestation.attested_at)}; valid for a prescription until "
@@ -130,11 +145,10 @@ def patient_outlook(*, patient: gates.PatientFact, history: gates.PatientHistory
     items = []
     if patient.risk_category in params.reproductive_potential_categories:
         items.append(_pregnancy_test(patient, history, params, now))
-        items.append(_attestation("attestation", "Contraception attestation", history.contraception, history,
-                                  params, now))
+        items.append(_attestation("Contraception attestation", history.contraception, history, params, now,
+                                  patient=patient))
     elif patient.risk_category in params.male_categories:
-        items.append(_attestation("attestation", "Counseling attestation", history.male_counseling, history,
-                                  params, now))
+        items.append(_attestation("Counseling attestation", history.male_counseling, history, params, now))
     survey = _survey(patient, history, params, now)
     if survey:
         items.append(survey)

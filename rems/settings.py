@@ -72,6 +72,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "rems.middleware.RequestIdMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "rems.middleware.UserTimeZoneMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -270,6 +271,8 @@ CELERY_BEAT_SCHEDULE = {
     "deliver-due-notifications": {"task": "rems.deliver_due", "schedule": 60.0},
     "plan-reminders": {"task": "rems.plan_reminders", "schedule": 300.0},
 }
+# The expiry sweep works on this many database connections at once (its batches never share a row).
+REMS_SWEEP_WORKERS = int(os.environ.get("REMS_SWEEP_WORKERS", "2"))
 # Alerts (a positive pregnancy test) go to their own queue, so that reminders never hold them up.
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("REMS_QUEUE", "celery")
 REMS_ALERTS_QUEUE = os.environ.get("REMS_ALERTS_QUEUE", "alerts")

@@ -59,7 +59,7 @@ def grouped_bars(*, title, categories, series, unit=""):
         "svg": svg,
         "legend": [{"name": name, "colour": colour, "index": i} for i, (name, colour, _) in enumerate(series)],
         "columns": [name for name, _, _ in series],
-        "rows": [{"category": category, "values": [values[c] for _, _, values in series]}
+        "rows": [{"category": category, "cells": [(name, values[c]) for name, _, values in series]}
                  for c, category in enumerate(categories)],
         "empty": not categories,
     }
@@ -101,9 +101,12 @@ def time_to_dispense(rows, period="month"):
         entry["median"].append(row["median_hours"])
         entry["p90"].append(row["p90_hours"])
     categories = [_label(p, period) for p in table]
+    # With several programs in a period the figures are those of the slowest program, and say so.
+    several = any(len(entry["median"]) > 1 for entry in table.values())
+    suffix = " (slowest program)" if several else ""
     series = [
-        ("Median hours", BLUE, [round(max(table[p]["median"]), 1) for p in table]),
-        ("90th percentile hours", ORANGE, [round(max(table[p]["p90"]), 1) for p in table]),
+        ("Median hours" + suffix, BLUE, [round(max(table[p]["median"]), 1) for p in table]),
+        ("90th percentile hours" + suffix, ORANGE, [round(max(table[p]["p90"]), 1) for p in table]),
     ]
     return grouped_bars(title="Time from prescription authorization to dispense", categories=categories,
                         series=series, unit=" h")

@@ -1,6 +1,8 @@
 """The portal's forms. They check the shape of what was typed; the rules are checked by the same services as
 the API's, which raise a refusal the page shows next to the form."""
 
+from datetime import date, datetime, time, timedelta
+
 from django import forms
 from django.utils import timezone
 
@@ -10,6 +12,37 @@ from rems.models import ContraceptionMethod, Product, Program, RiskCategory, Tes
 DATE = forms.DateInput(attrs={"type": "date"})
 DATETIME = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
 DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"]
+EARLIEST, LATEST = date(1900, 1, 1), date(2199, 12, 31)
+
+
+class DayField(forms.DateField):
+    """A calendar date within reason: a year like 0001 or 9999 is a typing error, and would overflow the
+    arithmetic that turns days into instants."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("widget", DATE)
+        super().__init__(**kwargs)
+
+    def clean(self, value):
+        day = super().clean(value)
+        if day is not None and not EARLIEST <= day <= LATEST:
+            raise forms.ValidationError(f"Give a date between {EARLIEST} and {LATEST}.", code="out_of_range")
+        return day
+
+
+class MomentField(forms.DateTimeField):
+    """A date and time typed in the user's zone, within reason."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("widget", DATETIME)
+        kwargs.setdefault("input_formats", DATETIME_FORMATS)
+        super().__init__(**kwargs)
+
+    def clean(self, value):
+        moment = super().clean(value)
+        if moment is not None and not EARLIEST <= moment.date() <= LATEST:
+            raise forms.ValidationError(f"Give a date between {EARLIEST} and {LATEST}.", code="out_of_range")
+        return moment
 
 
 class AuthorizationNumberField(forms.CharField):
@@ -43,15 +76,15 @@ class EnrollForm(forms.Form):
     program = forms.ModelChoiceField(Program.objects.order_by("slug"), to_field_name="slug", empty_label=None)
     first_name = forms.CharField(max_length=80, widget=forms.TextInput(attrs={"autocomplete": "off"}))
     last_name = forms.CharField(max_length=80, widget=forms.TextInput(attrs={"autocomplete": "off"}))
-    date_of_birth = forms.DateField(widget=DATE)
+    date_of_birth = DayField()
     risk_category = forms.ChoiceField(choices=RiskCategory.choices)
-    agreement_signed_on = forms.DateField(widget=DATE, label="Patient-Prescriber Agreement signed on")
+    agreement_signed_on = DayField(label="Patient-Prescriber Agreement signed on")
     irregular_cycles = forms.BooleanField(
         required=False, label="Irregular menstrual cycles (pregnancy tests every 2 weeks instead of 4)")
 
 
 class PregnancyTestForm(forms.Form):
-    collected_at = forms.DateTimeField(widget=DATETIME, input_formats=DATETIME_FORMATS, label="Collected at")
+    collected_at = MomentField(label="Collected at")
     result = forms.ChoiceField(choices=TestResult.choices, widget=forms.RadioSelect)
     sensitivity_miu_ml = forms.IntegerField(min_value=1, max_value=10000, initial=25,
                                             label="Sensitivity (mIU/mL)")
@@ -62,7 +95,7 @@ class ContraceptionForm(forms.Form):
                                         widget=forms.CheckboxSelectMultiple)
     abstinence = forms.BooleanField(required=False,
                                     label="Commits to continuous abstinence from heterosexual contact instead")
-    started_on = forms.DateField(widget=DATE, label="Contraception (or abstinence) started on")
+    started_on = DayField(label="Contraception (or abstinence) started on")
 
     def clean(self):
         data = super().clean()
@@ -75,8 +108,7 @@ class ContraceptionForm(forms.Form):
 
 
 class SurveyForm(forms.Form):
-    completed_at = forms.DateTimeField(widget=DATETIME, input_formats=DATETIME_FORMATS,
-                                       label="Survey completed at")
+    completed_at = MomentField(label="Survey completed at")
 
 
 class AuthorizeForm(forms.Form):
@@ -93,7 +125,7 @@ class CounterForm(forms.Form):
     authorization_number = AuthorizationNumberField(
         prefix=PRESCRIPTION_PREFIX, kind="prescription authorization",
         label="Prescription authorization number", help_text="12 characters, starting with P, as on the prescription.")
-    patient_date_of_birth = forms.DateField(widget=DATE, label="Patient's date of birth")
+    patient_date_of_birth = DayField(label="Patient's date of birth")
     ndc = forms.ChoiceField(label="Product")
     quantity = forms.IntegerField(min_value=1, max_value=100000, label="Quantity (capsules)")
     days_supply = forms.IntegerField(min_value=1, max_value=3650, label="Days' supply")
@@ -130,6 +162,10 @@ class ReasonForm(forms.Form):
     reason = forms.CharField(max_length=500, widget=forms.Textarea(attrs={"rows": 2}))
 
 
+class PatientSearchForm(forms.Form):
+    q = forms.CharField(required=False, max_length=80, label="Find a patient by name")
+
+
 class RdaLookupForm(forms.Form):
     rda_number = AuthorizationNumberField(prefix=DISPENSE_PREFIX, kind="dispense authorization",
                                           label="RDA number")
@@ -148,8 +184,8 @@ class AuditSearchForm(forms.Form):
     prescriber = forms.UUIDField(required=False, label="Prescriber id")
     pharmacy = forms.UUIDField(required=False, label="Pharmacy id")
     prescription = forms.UUIDField(required=False, label="Prescription id")
-    occurred_from = forms.DateField(required=False, widget=DATE, label="From (inclusive)")
-    occurred_to = forms.DateField(required=False, widget=DATE, label="To (inclusive)")
+    occurred_from = DayField(required=False, label="From (inclusive)")
+    occurred_to = DayField(required=False, label="To (inclusive)")
 
     def api_filters(self):
         """The same filters as query parameters of the API (for the list and its CSV export)."""
@@ -167,16 +203,14 @@ class AuditSearchForm(forms.Form):
 
 
 def _midnight(day, days=0):
-    from datetime import datetime, time, timedelta
-
     return timezone.make_aware(datetime.combine(day + timedelta(days=days), time.min))
 
 
 class ReportForm(forms.Form):
     period = forms.ChoiceField(choices=[(p, p.capitalize()) for p in ("day", "week", "month", "quarter", "year")],
                                initial="month", required=False)
-    occurred_from = forms.DateField(required=False, widget=DATE, label="From (inclusive)")
-    occurred_to = forms.DateField(required=False, widget=DATE, label="To (inclusive)")
+    occurred_from = DayField(required=False, label="From (inclusive)")
+    occurred_to = DayField(required=False, label="To (inclusive)")
     program = forms.CharField(required=False, max_length=40)
     pharmacy = forms.UUIDField(required=False, label="Pharmacy id")
 

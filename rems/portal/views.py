@@ -2,7 +2,8 @@
 same operation, on the same scoped querysets. A form posts, the service decides, and the page redirects to
 what changed (so that a reload never posts twice) or shows the refusal next to the form."""
 
-from zoneinfo import ZoneInfo, available_timezones
+import re
+from zoneinfo import available_timezones
 
 from django.conf import settings
 from django.contrib import messages
@@ -23,6 +24,7 @@ from dispensing.models import DispenseStatus
 from rems import services
 from rems.api.access import (
     READERS,
+    _log_refusal,
     audit_events_for,
     dispense_authorizations_for,
     get_in_scope,
@@ -44,6 +46,7 @@ OFFICE = set(PRESCRIBER_ROLES)
 PHARMACY_STAFF = set(PHARMACY_ROLES)
 PRESCRIBER_ONLY = {Role.PRESCRIBER}
 PAGE_SIZE = 50
+_SEQ = re.compile(r"[0-9]{1,18}")
 _ZONES = available_timezones()
 
 
@@ -64,10 +67,6 @@ class LoginView(auth_views.LoginView):
 
 class LogoutView(auth_views.LogoutView):
     next_page = "portal:login"
-
-
-def _activate_zone(request):
-    timezone.activate(ZoneInfo(request.session.get("time_zone", "UTC")))
 
 
 @require_GET
@@ -96,23 +95,26 @@ def _now():
 @page(roles=OFFICE)
 @require_GET
 def patient_list(request):
-    _activate_zone(request)
     patients = patients_for(request.user).select_related("program")
-    query = request.GET.get("q", "").strip()[:80]
+    search = forms.PatientSearchForm(request.GET)
+    if not search.is_valid():
+        return render(request, "portal/patient_list.html", {"rows": [], "search": search, "query": ""}, status=400)
+    query = search.cleaned_data["q"].strip()
     if query:
         patients = patients.filter(Q(last_name__icontains=query) | Q(first_name__icontains=query))
     paginator = Paginator(patients.order_by("last_name", "first_name", "pk"), PAGE_SIZE)
     page_obj = paginator.get_page(request.GET.get("page"))
     outlooks = patient_outlooks(patients=list(page_obj.object_list), now=_now())
     rows = [{"patient": p, "items": outlooks[p.pk]} for p in page_obj.object_list]
-    return render(request, "portal/patient_list.html", {"rows": rows, "page_obj": page_obj, "query": query})
+    return render(request, "portal/patient_list.html",
+                  {"rows": rows, "page_obj": page_obj, "query": query, "search": search})
 
 
 @page(roles=OFFICE)
 @require_http_methods(["GET", "POST"])
 def patient_enroll(request):
-    _activate_zone(request)
     if request.user.role != Role.PRESCRIBER:
+        _log_refusal(request, "role")
         return render(request, "portal/refused.html",
                       {"message": "Only the prescriber enrolls a patient."}, status=403)
     form = forms.EnrollForm(request.POST or None)
@@ -161,7 +163,6 @@ def _patient_context(request, patient, **forms_given):
 @page(roles=OFFICE | READERS)
 @require_GET
 def patient_detail(request, pk):
-    _activate_zone(request)
     patient = get_in_scope(patients_for(request.user), pk=pk)
     return render(request, "portal/patient_detail.html", _patient_context(request, patient))
 
@@ -171,7 +172,6 @@ _PREFIXES = {"test_form": "test", "attestation_form": "attestation", "survey_for
 
 def _patient_form_post(request, pk, *, form_name, form_class, record, success, **form_kwargs):
     """A record about a patient: validate, call the service, redirect; or the patient page again with why."""
-    _activate_zone(request)
     patient = get_in_scope(patients_for(request.user), pk=pk)
     form = form_class(request.POST, prefix=_PREFIXES[form_name], **form_kwargs)
     if not form.is_valid():
@@ -260,7 +260,6 @@ class _PrescriptionRedirect:
 @page(roles=OFFICE | READERS)
 @require_GET
 def prescription_detail(request, pk):
-    _activate_zone(request)
     prescription = get_in_scope(prescriptions_for(request.user).select_related("patient"), pk=pk)
     events = audit_events_for_prescription(request.user, prescription)
     return render(request, "portal/prescription_detail.html", {
@@ -304,10 +303,11 @@ def _throttled(request):
 @page(roles=PHARMACY_STAFF, decisions=("POST",))
 @require_http_methods(["GET", "POST"])
 def counter(request):
-    _activate_zone(request)
     form = forms.CounterForm(request.POST or None)
-    context = {"form": form, "recent": _recent_dispenses(request)[:5]}
+    context = {"form": form}
     if request.method == "GET":
+        # Only on the page itself: a suspended pharmacy, whose requests are still decided, sees nothing else.
+        context["recent"] = _recent_dispenses(request)[:5]
         return render(request, "portal/counter.html", context)
     if _throttled(request):
         context["refusal"] = "Too many requests from this pharmacy in the last minute; wait a minute and try again."
@@ -343,7 +343,6 @@ def _rda_in_scope(request, rda_number):
 @page(roles=PHARMACY_STAFF | READERS)
 @require_GET
 def rda_detail(request, rda_number):
-    _activate_zone(request)
     rda = _rda_in_scope(request, rda_number)
     return render(request, "portal/rda_detail.html", _rda_context(request, rda))
 
@@ -364,7 +363,6 @@ def _rda_context(request, rda, dispense_form=None, reverse_form=None):
 @page(roles=PHARMACY_STAFF)
 @require_POST
 def rda_dispense(request, rda_number):
-    _activate_zone(request)
     rda = _rda_in_scope(request, rda_number)
     form = forms.DispenseForm(request.POST, prefix="dispense")
     if not form.is_valid():
@@ -384,7 +382,6 @@ def rda_dispense(request, rda_number):
 @page(roles=PHARMACY_STAFF)
 @require_POST
 def rda_reverse(request, rda_number):
-    _activate_zone(request)
     rda = _rda_in_scope(request, rda_number)
     form = forms.ReasonForm(request.POST, prefix="reverse")
     if not form.is_valid():
@@ -401,7 +398,6 @@ def rda_reverse(request, rda_number):
 @page(roles=PHARMACY_STAFF)
 @require_GET
 def dispense_list(request):
-    _activate_zone(request)
     paginator = Paginator(_recent_dispenses(request), PAGE_SIZE)
     page_obj = paginator.get_page(request.GET.get("page"))
     return render(request, "portal/dispense_list.html", {"page_obj": page_obj})
@@ -411,18 +407,26 @@ def dispense_list(request):
 @page(roles=READERS)
 @require_GET
 def audit_search(request):
-    _activate_zone(request)
     form = forms.AuditSearchForm(request.GET or None)
-    entries, export_query, next_before = [], "", None
     if form.is_bound and not form.is_valid():
         return render(request, "portal/audit.html", {"form": form}, status=400)
     params = form.api_filters() if form.is_bound else {}
+    # The API's own filters, so that the page finds what the API and its export find; what they refuse is shown
+    # on the form, never dropped silently.
     filters = AuditFilters(data=params)
-    filters.is_valid(raise_exception=False)
-    queryset = filters.apply(audit_events_for(request.user)) if not filters.errors else audit_events_for(request.user)
+    if not filters.is_valid():
+        for name, errors in filters.errors.items():
+            field = {"occurred_after": "occurred_from", "occurred_before": "occurred_to"}.get(name, name)
+            form.add_error(field if field in form.fields else None, [str(e) for e in errors])
+        return render(request, "portal/audit.html", {"form": form}, status=400)
+    queryset = filters.apply(audit_events_for(request.user))
     before = request.GET.get("before", "")
-    if before.isdigit():
+    if before:
+        if not _SEQ.fullmatch(before):
+            form.add_error(None, "The page link is damaged; search again.")
+            return render(request, "portal/audit.html", {"form": form}, status=400)
         queryset = queryset.filter(seq__lt=int(before))
+    next_before = None
     entries = list(queryset.order_by("-seq")[:PAGE_SIZE + 1])
     if len(entries) > PAGE_SIZE:
         entries = entries[:PAGE_SIZE]
@@ -439,7 +443,6 @@ def audit_search(request):
 @page(roles=READERS)
 @require_GET
 def report(request):
-    _activate_zone(request)
     form = forms.ReportForm(request.GET or None)
     if form.is_bound and not form.is_valid():
         return render(request, "portal/reports.html", {"form": form}, status=400)

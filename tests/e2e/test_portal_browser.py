@@ -90,7 +90,16 @@ class Walk:
         page = self.page
         page.set_viewport_size(PHONE)
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-        assert overflow <= 0, f"{shot}: the page scrolls sideways by {overflow}px at 390px"
+        wide = page.evaluate("""() => Array.from(document.querySelectorAll('body *'))
+            .filter(el => el.getBoundingClientRect().right > window.innerWidth + 1)
+            .slice(0, 5).map(el => el.tagName + '.' + el.className + ' ' + (el.textContent || '').slice(0, 40))""")
+        assert overflow <= 0, f"{shot}: the page scrolls sideways by {overflow}px at 390px: {wide}"
+        # nor does any box inside it (a wide table in a scrolling wrapper, say)
+        scrolling = page.evaluate("""() => Array.from(document.querySelectorAll('body *'))
+            .filter(el => el.offsetParent !== null && el.scrollWidth > el.clientWidth + 1
+                          && ['auto', 'scroll'].includes(getComputedStyle(el).overflowX))
+            .map(el => el.tagName + '.' + el.className)""")
+        assert scrolling == [], f"{shot}: boxes that scroll sideways at 390px: {scrolling}"
         unlabelled = page.evaluate("""() => Array.from(document.querySelectorAll(
               'input:not([type=hidden]), select, textarea'))
             .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')

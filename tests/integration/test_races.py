@@ -3,14 +3,17 @@ dispense per RDA. Real threads, real PostgreSQL connections, committed transacti
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
+from dispensing import services as dispensing
 from dispensing.models import DispenseAuthorization, Prescription
 from rems.models import ComplianceLogEntry
 from tests.api.flows import enroll, prescribe, request_rda
-from tests.conftest import Api
+from tests.conftest import POMALIDOMIDE_4MG, Api
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -106,3 +109,37 @@ def test_a_burst_of_wrong_birth_dates_cannot_slip_past_the_limit(world, settings
     # The right birth date is approved only if it came before the limit was reached; never after.
     assert len(approved) <= 1
     assert sum(f == {"MATCH_ATTEMPTS_LIMIT"} for f in failed) == RACERS - 3 - len(approved)
+
+
+@pytest.mark.parametrize("workers", [2, 4])
+def test_a_sweep_on_several_connections_expires_each_row_once_with_one_log_entry(world, workers):
+    from rems.models import Program, RiskCategory
+    from tests.factories import PatientFactory
+
+    program = Program.objects.get(slug="pomalidomide")
+    ours = world["ours"]
+    issued = timezone.now() - timedelta(days=31)
+    held_at = timezone.now() - timedelta(days=2)
+    for i in range(23):
+        patient = PatientFactory(prescriber=ours.prescriber, program=program, risk_category=RiskCategory.FNRP_ADULT)
+        at = held_at if i % 4 == 0 else issued
+        _, _, prescription = dispensing.prescription_authorize(
+            actor=ours.users["prescriber"], patient=patient, ndc=POMALIDOMIDE_4MG, quantity=21, days_supply=28, now=at)
+        if i % 4 == 0:  # an RDA approved two days ago and never dispensed: it lapsed, its authorization did not
+            dispensing.dispense_authorization_request(
+                actor=ours.users["pharmacist"], pharmacy=ours.pharmacy,
+                authorization_number=prescription.authorization_number, date_of_birth=patient.date_of_birth,
+                ndc=POMALIDOMIDE_4MG, quantity=21, days_supply=28, now=at)
+
+    counts = dispensing.expire_lapsed(now=timezone.now(), batch_size=2, workers=workers)
+
+    assert counts["dispense_authorizations"] == 6 and counts["prescriptions"] == 17
+    assert DispenseAuthorization.objects.filter(status="expired").count() == 6
+    assert Prescription.objects.filter(status="expired").count() == 17
+    assert Prescription.objects.filter(status="issued").count() == 6  # freed by their RDA's lapse
+    for action, expected in (("dispense_authorization.expire", 6), ("prescription.expire", 17)):
+        entries = ComplianceLogEntry.objects.filter(action=action)
+        assert entries.count() == expected
+        assert entries.values("object_id").distinct().count() == expected
+    assert dispensing.expire_lapsed(now=timezone.now(), batch_size=2, workers=workers) == {
+        "dispense_authorizations": 0, "prescriptions": 0, "certifications": 0, "idempotency_records": 0}

@@ -137,6 +137,39 @@ def test_the_sweep_expires_what_lapsed_and_a_rerun_changes_nothing(world, progra
     assert ComplianceLogEntry.objects.filter(action__endswith=".expire").count() == 2
 
 
+def test_the_sweeps_log_entries_are_those_of_the_single_row_services_and_the_chains_verify(world, program):
+    from rems.audit import log_verify
+
+    ours = world["ours"]
+    now = timezone.now()
+    entries = {}
+    for path in ("sweep", "single"):
+        old = PatientFactory(prescriber=ours.prescriber, program=program, risk_category=RiskCategory.FNRP_ADULT)
+        held = PatientFactory(prescriber=ours.prescriber, program=program, risk_category=RiskCategory.FNRP_ADULT)
+        _, _, old_rx = _authorize(ours, old, now - timedelta(days=31))
+        _, _, held_rx = _authorize(ours, held, now - timedelta(days=2))
+        _, _, rda = _rda(ours, held, held_rx, now - timedelta(days=2))
+        if path == "sweep":
+            dispensing.expire_lapsed(now=now)
+        else:
+            dispensing.prescription_expire(prescription_id=old_rx.pk, now=now)
+            dispensing.rda_expire(rda_id=rda.pk, now=now)
+        for kind, object_id in (("prescription.expire", old_rx.pk), ("dispense_authorization.expire", rda.pk)):
+            entry = ComplianceLogEntry.objects.get(action=kind, object_id=str(object_id))
+            entries[(path, kind)] = entry
+            assert (entry.patient_id, entry.prescription_id) == (
+                (old.pk, old_rx.pk) if kind == "prescription.expire" else (held.pk, held_rx.pk))
+    fields = ["action", "outcome", "actor_user_id", "actor_username", "actor_role", "actor_prescriber_id",
+              "actor_pharmacy_id", "program", "object_type", "prescriber_id", "pharmacy_id", "rule_set", "checks",
+              "facts", "occurred_at", "hash_version"]
+    for kind in ("prescription.expire", "dispense_authorization.expire"):
+        sweep, single = entries[("sweep", kind)], entries[("single", kind)]
+        assert {f: getattr(sweep, f) for f in fields} == {f: getattr(single, f) for f in fields}
+        assert set(sweep.detail) == set(single.detail)
+    assert entries[("sweep", "dispense_authorization.expire")].pharmacy_id == ours.pharmacy.pk
+    assert log_verify().ok
+
+
 def test_the_sweep_works_in_batches(world, program):
     ours = world["ours"]
     now = timezone.now()

@@ -1,6 +1,8 @@
 """Who may open which page: every page of the portal for each role, and another party's objects are not found,
 exactly as in the API. A page without an entry here makes `test_every_page_has_an_entry` fail."""
 
+import re
+
 import pytest
 from django.test import Client
 from django.urls import get_resolver
@@ -42,11 +44,8 @@ PAGES = {
 
 
 def portal_pages():
-    resolver = get_resolver()
-    return {p.name for p in resolver.url_patterns if getattr(p, "namespace", None) == "portal"
-            for p in p.url_patterns} if False else {
-        pattern.name for include in resolver.url_patterns if getattr(include, "namespace", None) == "portal"
-        for pattern in include.url_patterns}
+    return {pattern.name for include in get_resolver().url_patterns if getattr(include, "namespace", None) == "portal"
+            for pattern in include.url_patterns}
 
 
 def test_every_page_has_an_entry():
@@ -105,6 +104,43 @@ def test_each_role_opens_its_pages_and_no_other(world, objects, browser, role):
         assert status == (200 if role in allowed else 403), (name, role, status)
 
 
+# POST-only routes: the roles that may post (anyone else gets 403 and nothing is written).
+POSTS = {
+    "patient-test": OFFICE, "patient-attestation": OFFICE, "patient-survey": OFFICE,
+    "patient-authorize": {"prescriber"}, "prescription-cancel": {"prescriber"},
+    "rda-dispense": PHARMACY, "rda-reverse": PHARMACY,
+}
+
+
+def test_every_post_only_route_has_its_roles():
+    assert set(POSTS) == {name for name, allowed in PAGES.items() if allowed is None} - {"logout"}
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_a_role_that_may_not_post_is_refused_and_nothing_is_written(world, objects, browser, role):
+    from dispensing.models import DispenseAuthorization, Prescription
+    from rems.models import Attestation, PatientSurvey, PregnancyTest
+
+    client = browser(users(world)[role])
+    models = (PregnancyTest, Attestation, PatientSurvey, Prescription, DispenseAuthorization)
+
+    def state():
+        return ([m.objects.count() for m in models], list(Prescription.objects.values_list("status", flat=True)),
+                list(DispenseAuthorization.objects.values_list("status", flat=True)))
+
+    before = state()
+    last_seq = ComplianceLogEntry.objects.order_by("-seq").values_list("seq", flat=True).first()
+    for name, allowed in POSTS.items():
+        if role in allowed:
+            continue
+        response = client.post(path(name, objects["ours"]), {"reverse-reason": "x", "cancel-reason": "x"})
+        assert response.status_code == 403, (name, role, response.status_code)
+    assert state() == before
+    assert not ComplianceLogEntry.objects.filter(seq__gt=last_seq, action__in=[
+        "pregnancy_test.record", "prescription.authorize", "prescription.cancel", "dispense.confirm",
+        "dispense_authorization.reverse"], actor_role=role).exists()
+
+
 def test_signed_out_every_page_asks_to_sign_in(objects):
     client = Client()
     for name, allowed in PAGES.items():
@@ -145,12 +181,20 @@ def test_another_pharmacys_rda_is_not_found(world, objects, browser, role):
     assert client.get("/dispenses/not-a-number/").status_code == 404
 
 
-def test_pages_refuse_inline_script_and_style(world, objects, browser):
-    client = browser(users(world)["prescriber"])
-    response = client.get("/patients/")
-    policy = response["Content-Security-Policy"]
-    assert "script-src 'self'" in policy and "'unsafe-inline'" not in policy and "style-src 'self'" in policy
-    assert "frame-ancestors 'none'" in policy
+@pytest.mark.parametrize("role", ROLES)
+def test_every_page_has_the_policy_and_no_inline_script_or_style(world, objects, browser, role):
+    client = browser(users(world)[role])
+    inline_script = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>", re.I)
+    for name, allowed in PAGES.items():
+        if allowed is None or role not in allowed or name in ("home",):
+            continue
+        response = client.get(path(name, objects["ours"]))
+        policy = response["Content-Security-Policy"]
+        assert "script-src 'self'" in policy and "'unsafe-inline'" not in policy and "style-src 'self'" in policy
+        assert "frame-ancestors 'none'" in policy
+        page = response.content.decode()
+        assert not inline_script.search(page), name
+        assert not re.search(r"\sstyle=|\son[a-z]+=", page), name
 
 
 def test_a_page_error_is_a_page_and_an_api_error_a_problem(world, browser):

@@ -42,7 +42,7 @@ def decisions(world, program):
 def test_the_log_is_searched_by_failed_check_and_exported(world, browser, decisions):
     client = browser(world["auditor_user"])
     page = client.get("/audit/", {"failed_check": "PATIENT_DOB_MATCH"}).content.decode()
-    rows = re.findall(r"<tr><td>\d+</td>", page)
+    rows = re.findall(r"<tr><td data-label=\"#\">\d+</td>", page)
     assert len(rows) == 1 and "dispense_authorization.request" in page and "denied" in page
     link = re.search(r'href="(/api/v1/audit-events/export\.csv\?[^"]+)"', page).group(1).replace("&amp;", "&")
     export = client.get(link)
@@ -55,7 +55,7 @@ def test_a_date_range_and_bad_filters(world, browser, decisions):
     today = timezone.localdate()
     page = client.get("/audit/", {"occurred_from": str(today), "occurred_to": str(today),
                                   "action": "dispense_authorization.request"}).content.decode()
-    assert len(re.findall(r"<tr><td>\d+</td>", page)) == 2
+    assert len(re.findall(r"<tr><td data-label=\"#\">\d+</td>", page)) == 2
     page = client.get("/audit/", {"occurred_to": str(today - timedelta(days=365))}).content.decode()
     assert "No entry matches." in page
     response = client.get("/audit/", {"failed_check": "lower case; DROP", "patient": "not-a-uuid"})
@@ -77,3 +77,18 @@ def test_reports_draw_decisions_failed_checks_and_time_to_dispense(world, browse
     assert page.count("<svg viewBox") == 3 and "PATIENT_DOB_MATCH" in page
     assert "Decisions by outcome" in page and "<script>" not in page and " style=" not in page
     assert client.get("/reports/", {"period": "fortnight"}).status_code == 400
+
+
+@pytest.mark.parametrize("query", [
+    {"occurred_to": "9999-12-31"}, {"occurred_from": "0001-01-01"}, {"before": "²"}, {"before": "9" * 5000},
+    {"patient": "not-a-uuid"}, {"failed_check": "x" * 100}, {"outcome": "y" * 500},
+])
+def test_hostile_log_searches_are_refused_on_the_form(world, browser, query):
+    response = browser(world["auditor_user"]).get("/audit/", query)
+    page = response.content.decode()
+    assert response.status_code == 400 and ('class="error"' in page or "alert-error" in page)
+
+
+@pytest.mark.parametrize("query", [{"occurred_to": "9999-12-31"}, {"pharmacy": "x"}, {"period": "minute"}])
+def test_hostile_report_queries_are_refused_on_the_form(world, browser, query):
+    assert browser(world["auditor_user"]).get("/reports/", query).status_code == 400

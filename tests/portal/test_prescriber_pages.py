@@ -130,3 +130,26 @@ def test_the_patient_list_costs_the_same_queries_for_2_patients_and_for_40(world
     for _ in range(38):
         PatientFactory(prescriber=world["ours"].prescriber, program=program)
     assert queries() == few
+
+
+@pytest.mark.parametrize("query", [{"q": "nul\x00byte"}, {"q": "x" * 500}, {"page": "999999"}, {"page": "-1"},
+                                   {"page": "²"}])
+def test_hostile_patient_list_queries_never_fail(world, browser, query):
+    status = browser(world["ours"].users["prescriber"]).get("/patients/", query).status_code
+    assert status in (200, 400)
+    if "q" in query:
+        assert status == 400
+
+
+def test_a_date_out_of_range_is_a_form_error(world, browser):
+    client = browser(world["ours"].users["prescriber"])
+    patient = enroll(client)
+    response = client.post(f"/patients/{patient.pk}/pregnancy-tests",
+                           {"test-collected_at": "9999-12-31T23:59", "test-result": "negative",
+                            "test-sensitivity_miu_ml": "25"})
+    assert response.status_code == 400 and "Give a date between" in response.content.decode()
+    response = client.post("/patients/new", {
+        "program": "pomalidomide", "first_name": "Old", "last_name": "Date", "date_of_birth": "0001-01-01",
+        "risk_category": "MALE_ADULT", "agreement_signed_on": str(timezone.now().date())})
+    assert response.status_code == 400
+    assert not Patient.objects.filter(last_name="Date").exists()

@@ -5,7 +5,19 @@ from datetime import timedelta
 from rems import outlook
 from rems.gates import OpenPrescriptionFact, PatientHistory, SurveyFact
 
-from .helpers import DAY, HOUR, NOW, PARAMS, SECOND, contraception, male_counseling, negative_test, patient
+from .helpers import (
+    DAY,
+    HOUR,
+    NOW,
+    PARAMS,
+    SECOND,
+    TODAY,
+    contraception,
+    dispense_fact,
+    male_counseling,
+    negative_test,
+    patient,
+)
 
 THERAPY_START = NOW - timedelta(weeks=10)  # past the weekly weeks: tests every 28 days (regular cycles)
 
@@ -49,13 +61,26 @@ def test_before_therapy_both_tests_on_file_are_ready_until_the_second_is_24_hour
 
 def test_during_therapy_the_next_test_is_due_one_interval_after_the_last():
     def state(ago):
-        history = PatientHistory(tests=(negative_test(NOW - ago),))
+        # mid-supply: the next fill is not possible yet, so only the testing schedule counts
+        history = PatientHistory(tests=(negative_test(NOW - ago),), last_dispense=dispense_fact(NOW - 5 * DAY))
         return items(therapy_started_at=THERAPY_START, history=history)["pregnancy_test"].state
 
     assert state(28 * DAY) == outlook.OVERDUE  # due exactly now
     assert state(28 * DAY - SECOND) == outlook.DUE_SOON
     assert state(26 * DAY) == outlook.DUE_SOON  # two days before
     assert state(26 * DAY - SECOND) == outlook.OK
+
+
+def test_once_the_next_fill_is_possible_a_test_older_than_7_days_is_missing():
+    def item(test_ago, dispensed_ago):
+        history = PatientHistory(tests=(negative_test(NOW - test_ago),),
+                                 last_dispense=dispense_fact(NOW - dispensed_ago))
+        return items(therapy_started_at=THERAPY_START, history=history)["pregnancy_test"]
+
+    assert item(7 * DAY, 21 * DAY).state == outlook.MISSING  # 7 days of supply left: the next fill is possible
+    assert item(7 * DAY, 21 * DAY - SECOND).state == outlook.OK  # not yet possible
+    recent = item(7 * DAY - SECOND, 21 * DAY)
+    assert recent.state == outlook.OK and "Recent enough for a prescription until" in recent.text
 
 
 def test_a_test_too_insensitive_does_not_count():
@@ -73,6 +98,19 @@ def test_an_attestation_is_good_for_30_days_and_one_prescription():
     assert items(history=used)["attestation"].state == outlook.MISSING
     fresh = PatientHistory(male_counseling=male_counseling(attested_at=NOW - DAY))
     assert items("MALE_ADULT", history=fresh)["attestation"].state == outlook.OK
+
+
+def test_a_current_attestation_still_fails_on_its_methods_or_a_late_start_as_the_decision_does():
+    one_method = PatientHistory(contraception=contraception(methods=("IUD",)))
+    item = items(history=one_method)["attestation"]
+    assert item.state == outlook.MISSING and "Two methods are required" in item.text
+    late = PatientHistory(contraception=contraception(started_on=TODAY - 27 * DAY))
+    item = items(history=late)["attestation"]
+    assert item.state == outlook.MISSING and "less than 28 days" in item.text
+    on_time = PatientHistory(contraception=contraception(started_on=TODAY - 28 * DAY))
+    assert items(history=on_time)["attestation"].state == outlook.OK
+    # during therapy the start date no longer matters
+    assert items(therapy_started_at=THERAPY_START, history=late)["attestation"].state == outlook.OK
 
 
 def test_fnrp_adults_have_no_test_or_attestation_and_a_survey_every_six_months():
@@ -97,3 +135,31 @@ def test_the_most_pressing_item_comes_first():
     result = outlook.patient_outlook(patient=patient(therapy_started_at=THERAPY_START), history=history,
                                      params=PARAMS, now=NOW)
     assert [i.state for i in result][0] == outlook.OVERDUE
+
+
+def test_whenever_the_list_says_ok_for_tests_and_attestation_a_prescription_now_passes_those_checks():
+    """Over a grid of histories: an FRP patient in therapy whose test and attestation items are both OK, and whose
+    next fill is possible, passes every pregnancy-test and contraception check of the decision itself."""
+    from itertools import product
+
+    from rems.gates import prescription_decide
+
+    from .helpers import therapy_prescription_facts, with_history
+
+    base = therapy_prescription_facts("FRP_ADULT")
+    codes = {"PREGNANCY_TEST_INTERVAL", "PREGNANCY_TEST_RECENT", "PREGNANCY_TEST_NEGATIVE",
+             "CONTRACEPTION_ATTESTED", "CONTRACEPTION_METHODS", "CONTRACEPTION_STARTED"}
+    seen_ok = 0
+    for test_days, attested_days, dispensed_days in product((1, 6, 7, 8, 13, 20, 27, 29), (1, 29, 31), (21, 25)):
+        facts = with_history(
+            base, tests=(negative_test(NOW - test_days * DAY + HOUR),),
+            contraception=contraception(attested_at=NOW - attested_days * DAY + HOUR, started_on=TODAY - 150 * DAY),
+            last_dispense=dispense_fact(NOW - dispensed_days * DAY))
+        shown = {i.kind: i.state for i in outlook.patient_outlook(patient=facts.patient, history=facts.history,
+                                                                  params=PARAMS, now=NOW)}
+        if shown["pregnancy_test"] in (outlook.OK, outlook.DUE_SOON) and shown["attestation"] in (
+                outlook.OK, outlook.DUE_SOON):
+            seen_ok += 1
+            failed = {c.code for c in prescription_decide(facts=facts, now=NOW).checks if not c.passed}
+            assert not failed & codes, (test_days, attested_days, dispensed_days, failed)
+    assert seen_ok >= 4  # the grid does reach the OK side

@@ -1,5 +1,6 @@
 import json
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
@@ -7,7 +8,7 @@ from dispensing.services import expire_lapsed
 from rems import notifications
 
 TASKS = {
-    "expire_lapsed": lambda now: expire_lapsed(now=now),
+    "expire_lapsed": lambda now: expire_lapsed(now=now, workers=settings.REMS_SWEEP_WORKERS),
     "plan_reminders": lambda now: {**notifications.plan_patient_reminders(now=now),
                                    **notifications.plan_expiry_reminders(now=now)},
     "deliver_due": lambda now: notifications.deliver_due(now=now),

@@ -67,8 +67,19 @@
       try { zone.value = Intl.DateTimeFormat().resolvedOptions().timeZone || ""; } catch (e) { zone.value = ""; }
     }
     Array.prototype.forEach.call(document.querySelectorAll("input[data-number-prefix]"), watchNumber);
-    // A decision or a refusal just shown gets the focus, so that a screen reader reads it first.
-    var focus = document.querySelector("[data-focus]");
+    // Each error message is read with its field.
+    Array.prototype.forEach.call(document.querySelectorAll(".field .error[id]"), function (error) {
+      var control = error.closest(".field").querySelector("input, select, textarea");
+      if (!control) { return; }
+      var ids = (control.getAttribute("aria-describedby") || "").split(" ").filter(Boolean);
+      if (ids.indexOf(error.id) < 0) { ids.push(error.id); }
+      control.setAttribute("aria-describedby", ids.join(" "));
+      control.setAttribute("aria-invalid", "true");
+    });
+    // A decision or a refusal just shown gets the focus, so that a screen reader reads it first; otherwise the
+    // first field with an error.
+    var focus = document.querySelector("[data-focus]") ||
+      document.querySelector(".field-error input, .field-error select, .field-error textarea");
     if (focus) { focus.focus(); }
     // One click, one request: a second click while the first is on its way would ask twice.
     Array.prototype.forEach.call(document.querySelectorAll("form[data-disable-on-submit]"), function (form) {
