@@ -159,7 +159,12 @@ def prescription_authorize(*, actor, patient, ndc, quantity, days_supply, now):
     """Run the prescriber survey for `patient` and, when every check passes, issue an authorization number.
     Returns (decision, log entry, prescription or None)."""
     # One decision per patient at a time: the open-prescription check and the insert cannot interleave.
-    patient = Patient.objects.select_for_update().select_related("program").get(pk=patient.pk)
+    # Only the patient row: locking the program row too would make every decision in the program wait for one
+    # another, and deadlock with the foreign-key checks of other transactions at their commit.
+    # FOR NO KEY UPDATE: it still queues decisions for the patient, but not the foreign-key checks of records
+    # that merely point at the patient.
+    patient = (Patient.objects.select_for_update(of=("self",), no_key=True).select_related("program")
+               .get(pk=patient.pk))
     program = patient.program
     rule_set = rule_set_in_force(program=program, now=now)
     product = Product.objects.filter(ndc=ndc, program=program).first()
@@ -236,7 +241,7 @@ _EXPIRE_PRESCRIPTIONS_SQL = f"""
 WITH due AS (
   SELECT p.id FROM dispensing_prescription p
    WHERE p.status IN ('issued', 'authorized') AND p.expires_at <= %(now)s
-   ORDER BY p.expires_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+   ORDER BY p.expires_at LIMIT %(limit)s FOR NO KEY UPDATE SKIP LOCKED
 ), expired AS (
   UPDATE dispensing_prescription p
      SET status = 'expired', status_changed_at = %(now)s, status_reason = 'validity ended'
@@ -264,7 +269,7 @@ WITH due AS (
    WHERE p.status = 'authorized' AND EXISTS (
          SELECT 1 FROM dispensing_dispenseauthorization d
           WHERE d.prescription_id = p.id AND d.status = 'approved' AND d.expires_at <= %(now)s)
-   LIMIT %(limit)s FOR UPDATE OF p SKIP LOCKED
+   LIMIT %(limit)s FOR NO KEY UPDATE OF p SKIP LOCKED
 ), expired AS (
   UPDATE dispensing_dispenseauthorization d
      SET status = 'expired', status_changed_at = %(now)s, status_reason = 'not dispensed in time'
@@ -317,11 +322,13 @@ def prescription_expire(*, prescription_id, now):
 
 # --- Dispense authorization -----------------------------------------------------------------------------
 def _lock_patient(patient_id):
-    return Patient.objects.select_for_update().filter(pk=patient_id).values_list("status", flat=True).get()
+    return (Patient.objects.select_for_update(no_key=True).filter(pk=patient_id)
+            .values_list("status", flat=True).get())
 
 
 def _lock_prescription(prescription_id):
-    return Prescription.objects.select_for_update().filter(pk=prescription_id).values_list("status", flat=True).get()
+    return (Prescription.objects.select_for_update(no_key=True).filter(pk=prescription_id)
+            .values_list("status", flat=True).get())
 
 
 def rda_expire(*, rda_id, now):

@@ -238,7 +238,7 @@ def patient_change_risk_category(*, actor, patient, risk_category, agreement_sig
                                  now):
     """A new risk category needs a new Patient-Prescriber Agreement, signed no earlier than the current one, and
     the prescriber's reason (for example the basis for "not of reproductive potential"), which is logged."""
-    patient = Patient.objects.select_for_update().get(pk=patient.pk)
+    patient = Patient.objects.select_for_update(no_key=True).get(pk=patient.pk)
     _check_agreement_date(agreement_signed_on, now, date_of_birth=patient.date_of_birth)
     if agreement_signed_on < patient.agreement_signed_on:
         raise CannotEnroll("The new agreement cannot be older than the one on file.", code="invalid")
@@ -305,7 +305,7 @@ def pregnancy_test_record(*, actor, patient, collected_at, result, sensitivity_m
     if collected_at.date() < patient.date_of_birth:
         raise CannotRecord("The collection time is before the patient's birth.", code="invalid")
     # Serialises with dispense confirmations, which lock the same patient row first.
-    patient = Patient.objects.select_for_update().get(pk=patient.pk)
+    patient = Patient.objects.select_for_update(no_key=True).get(pk=patient.pk)
     test = PregnancyTest.objects.create(
         patient=patient, collected_at=collected_at, result=result, sensitivity_miu_ml=sensitivity_miu_ml,
         recorded_at=now, recorded_by=actor,

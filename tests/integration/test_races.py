@@ -143,3 +143,38 @@ def test_a_sweep_on_several_connections_expires_each_row_once_with_one_log_entry
         assert entries.values("object_id").distinct().count() == expected
     assert dispensing.expire_lapsed(now=timezone.now(), batch_size=2, workers=workers) == {
         "dispense_authorizations": 0, "prescriptions": 0, "certifications": 0, "idempotency_records": 0}
+
+
+def test_a_prescription_decision_locks_its_patient_and_not_the_program(world):
+    """Decisions for different patients must not queue on the program's row (nor deadlock with the foreign-key
+    checks of other transactions, which take a key-share lock on it at commit)."""
+    import psycopg
+    from django.db import transaction
+
+    from rems.models import AttestationKind, Program, RiskCategory
+    from rems.services import attestation_record
+    from tests.factories import PatientFactory
+
+    program = Program.objects.get(slug="pomalidomide")
+    ours = world["ours"]
+    patient = PatientFactory(prescriber=ours.prescriber, program=program, risk_category=RiskCategory.MALE_ADULT)
+    attestation_record(actor=ours.users["prescriber"], patient=patient, kind=AttestationKind.MALE_COUNSELING,
+                       now=timezone.now())
+    settings_dict = connection.settings_dict
+    other = psycopg.connect(host=settings_dict["HOST"] or "127.0.0.1", port=settings_dict["PORT"] or 5432,
+                            user=settings_dict["USER"], dbname=settings_dict["NAME"], autocommit=False)
+    try:
+        with transaction.atomic():
+            dispensing.prescription_authorize(actor=ours.users["prescriber"], patient=patient, ndc=POMALIDOMIDE_4MG,
+                                              quantity=21, days_supply=28, now=timezone.now())
+            # while the decision's transaction is open: the program's row is free, the patient's is not
+            other.execute("SELECT 1 FROM rems_program WHERE id = %s FOR UPDATE NOWAIT", [program.pk])
+            other.rollback()
+            with pytest.raises(psycopg.errors.LockNotAvailable):
+                other.execute("SELECT 1 FROM rems_patient WHERE id = %s FOR NO KEY UPDATE NOWAIT", [patient.pk])
+            other.rollback()
+            # a record that points at the patient (a test, an attestation) is not held up by the decision
+            other.execute("SELECT 1 FROM rems_patient WHERE id = %s FOR KEY SHARE NOWAIT", [patient.pk])
+            other.rollback()
+    finally:
+        other.close()
