@@ -237,15 +237,22 @@ def prescription_cancel(*, actor, prescription, reason, now):
 _LOG_COLUMNS = """id, occurred_at, action, outcome, actor_user_id, actor_username, actor_role, program, object_type,
   object_id, patient_id, prescriber_id, pharmacy_id, prescription_id, rule_set, checks, facts, detail, request_id"""
 
-_EXPIRE_PRESCRIPTIONS_SQL = f"""
-WITH due AS (
+# Each batch is two statements in one transaction. The first locks the due prescriptions (SKIP LOCKED, so two
+# sweeps never share a row). The second, with a snapshot taken after those locks, changes them and their RDAs:
+# an RDA committed just before the lock is seen and expired with its authorization.
+_LOCK_DUE_PRESCRIPTIONS_SQL = """
+SELECT coalesce(array_agg(id), '{}') FROM (
   SELECT p.id FROM dispensing_prescription p
    WHERE p.status IN ('issued', 'authorized') AND p.expires_at <= %(now)s
    ORDER BY p.expires_at LIMIT %(limit)s FOR NO KEY UPDATE SKIP LOCKED
-), expired AS (
+) due
+"""
+
+_EXPIRE_PRESCRIPTIONS_SQL = f"""
+WITH expired AS (
   UPDATE dispensing_prescription p
      SET status = 'expired', status_changed_at = %(now)s, status_reason = 'validity ended'
-    FROM due WHERE p.id = due.id
+   WHERE p.id = ANY(%(ids)s) AND p.status IN ('issued', 'authorized') AND p.expires_at <= %(now)s
   RETURNING p.id, p.program_id, p.patient_id, p.prescriber_id
 ), released AS (
   UPDATE dispensing_dispenseauthorization d
@@ -259,21 +266,25 @@ WITH due AS (
     FROM expired e JOIN rems_program g ON g.id = e.program_id
   RETURNING 1
 )
-SELECT (SELECT count(*) FROM expired), (SELECT count(*) FROM logged), (SELECT count(*) FROM released)
+SELECT (SELECT count(*) FROM expired), (SELECT count(*) FROM logged)
+"""
+
+# Prescriptions holding an approved RDA past its expiry, whatever the prescription's own status: prescriptions are
+# locked before their RDAs, as everywhere else.
+_LOCK_LAPSED_RDAS_SQL = """
+SELECT coalesce(array_agg(id), '{}') FROM (
+  SELECT p.id FROM dispensing_prescription p
+   WHERE EXISTS (SELECT 1 FROM dispensing_dispenseauthorization d
+                  WHERE d.prescription_id = p.id AND d.status = 'approved' AND d.expires_at <= %(now)s)
+   LIMIT %(limit)s FOR NO KEY UPDATE OF p SKIP LOCKED
+) due
 """
 
 _EXPIRE_RDAS_SQL = f"""
-WITH due AS (
-  -- prescriptions are locked before their RDAs, as everywhere else; an approved RDA holds an authorized one
-  SELECT p.id FROM dispensing_prescription p
-   WHERE p.status = 'authorized' AND EXISTS (
-         SELECT 1 FROM dispensing_dispenseauthorization d
-          WHERE d.prescription_id = p.id AND d.status = 'approved' AND d.expires_at <= %(now)s)
-   LIMIT %(limit)s FOR NO KEY UPDATE OF p SKIP LOCKED
-), expired AS (
+WITH expired AS (
   UPDATE dispensing_dispenseauthorization d
      SET status = 'expired', status_changed_at = %(now)s, status_reason = 'not dispensed in time'
-    FROM due WHERE d.prescription_id = due.id AND d.status = 'approved' AND d.expires_at <= %(now)s
+   WHERE d.prescription_id = ANY(%(ids)s) AND d.status = 'approved' AND d.expires_at <= %(now)s
   RETURNING d.id, d.rda_number, d.pharmacy_id, d.prescription_id
 ), freed AS (
   UPDATE dispensing_prescription p SET status = 'issued', status_changed_at = %(now)s
@@ -287,18 +298,29 @@ WITH due AS (
     FROM expired e JOIN dispensing_prescription p ON p.id = e.prescription_id JOIN rems_program g ON g.id = p.program_id
   RETURNING 1
 )
-SELECT (SELECT count(*) FROM expired), (SELECT count(*) FROM logged), (SELECT count(*) FROM freed)
+SELECT (SELECT count(*) FROM expired), (SELECT count(*) FROM logged)
 """
 
+SWEEPS = {
+    "dispense_authorizations": (_LOCK_LAPSED_RDAS_SQL, _EXPIRE_RDAS_SQL),
+    "prescriptions": (_LOCK_DUE_PRESCRIPTIONS_SQL, _EXPIRE_PRESCRIPTIONS_SQL),
+}
 
-def _expire_batch(sql, now, limit):
-    """One batch in its own transaction; returns how many rows expired (each with its log entry)."""
+
+def _expire_batch(statements, now, limit):
+    """One batch in its own transaction: returns how many prescriptions it locked and how many rows expired
+    (each with its log entry)."""
+    lock_sql, change_sql = statements
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(sql, {"now": now, "limit": limit, "request_id": request_id_var.get()})
-        changed, logged, _ = cursor.fetchone()
-    if changed != logged:  # cannot happen: the same statement wrote both; say so loudly if it ever does
-        raise RuntimeError(f"expired {changed} rows but logged {logged}")
-    return changed
+        cursor.execute(lock_sql, {"now": now, "limit": limit})
+        ids = cursor.fetchone()[0]
+        if not ids:
+            return 0, 0
+        cursor.execute(change_sql, {"now": now, "ids": ids, "request_id": request_id_var.get()})
+        changed, logged = cursor.fetchone()
+        if changed != logged:  # cannot happen: one statement wrote both; if it ever does, nothing is kept
+            raise RuntimeError(f"expired {changed} rows but logged {logged}")
+    return len(ids), changed
 
 
 def prescription_expire(*, prescription_id, now):
@@ -657,24 +679,26 @@ def dispense_reverse(*, actor, rda, reason, now):
 
 
 # --- Sweeps ---------------------------------------------------------------------------------------------
-def _sweep(sql, now, batch_size):
+def _sweep(statements, now, batch_size):
     total = 0
     while True:
-        changed = _expire_batch(sql, now, batch_size)
+        locked, changed = _expire_batch(statements, now, batch_size)
         total += changed
-        if changed < batch_size:
+        if locked < batch_size:
             return total
 
 
-def _sweep_on(workers, sql, now, batch_size):
+def _sweep_on(workers, statements, now, batch_size):
     """The same sweep on `workers` connections at once. SKIP LOCKED gives each batch rows no other holds; a worker
     stops when it finds fewer than a batch free, and whatever another still holds, that other finishes."""
-    if workers <= 1:
-        return _sweep(sql, now, batch_size)
+    if workers <= 1 or connection.in_atomic_block:
+        # Inside the caller's transaction the other connections could wait for rows it holds while it waits for
+        # them, a deadlock PostgreSQL cannot see: one connection, the caller's own.
+        return _sweep(statements, now, batch_size)
 
     def work(context):
         try:
-            return context.run(_sweep, sql, now, batch_size)
+            return context.run(_sweep, statements, now, batch_size)
         finally:
             connection.close()
 
@@ -686,10 +710,10 @@ def expire_lapsed(*, now, batch_size=2000, workers=1):
     """Expire RDAs, prescription authorizations and certifications past their validity, in bounded batches.
     Rows are locked with SKIP LOCKED so that two sweeps never work on the same row; a rerun finds nothing. With
     `workers` above 1 the RDAs and authorizations are expired on that many connections at once (each its own
-    transactions, so only for data already committed: the periodic task, not a caller inside a transaction)."""
+    transactions; inside a caller's transaction, on the caller's connection only)."""
     counts = {"dispense_authorizations": 0, "prescriptions": 0, "certifications": 0, "idempotency_records": 0}
-    counts["dispense_authorizations"] = _sweep_on(workers, _EXPIRE_RDAS_SQL, now, batch_size)
-    counts["prescriptions"] = _sweep_on(workers, _EXPIRE_PRESCRIPTIONS_SQL, now, batch_size)
+    for name, statements in SWEEPS.items():
+        counts[name] = _sweep_on(workers, statements, now, batch_size)
     while True:
         with transaction.atomic():
             rows = list(

@@ -2,6 +2,7 @@
 dispense per RDA. Real threads, real PostgreSQL connections, committed transactions."""
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -131,6 +132,13 @@ def test_a_sweep_on_several_connections_expires_each_row_once_with_one_log_entry
                 authorization_number=prescription.authorization_number, date_of_birth=patient.date_of_birth,
                 ndc=POMALIDOMIDE_4MG, quantity=21, days_supply=28, now=at)
 
+    def other_connections():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                           "AND pid <> pg_backend_pid() AND backend_type = 'client backend'")
+            return cursor.fetchone()[0]
+
+    before = other_connections()
     counts = dispensing.expire_lapsed(now=timezone.now(), batch_size=2, workers=workers)
 
     assert counts["dispense_authorizations"] == 6 and counts["prescriptions"] == 17
@@ -143,6 +151,15 @@ def test_a_sweep_on_several_connections_expires_each_row_once_with_one_log_entry
         assert entries.values("object_id").distinct().count() == expected
     assert dispensing.expire_lapsed(now=timezone.now(), batch_size=2, workers=workers) == {
         "dispense_authorizations": 0, "prescriptions": 0, "certifications": 0, "idempotency_records": 0}
+    from rems.audit import log_verify
+
+    assert log_verify().ok  # entries appended from several connections at once still chain
+    # every worker's connection was closed (a backend takes a moment to leave pg_stat_activity)
+    for _ in range(50):
+        if other_connections() == before:
+            break
+        time.sleep(0.1)
+    assert other_connections() == before
 
 
 def test_a_prescription_decision_locks_its_patient_and_not_the_program(world):

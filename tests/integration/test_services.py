@@ -164,10 +164,42 @@ def test_the_sweeps_log_entries_are_those_of_the_single_row_services_and_the_cha
               "facts", "occurred_at", "hash_version"]
     for kind in ("prescription.expire", "dispense_authorization.expire"):
         sweep, single = entries[("sweep", kind)], entries[("single", kind)]
-        assert {f: getattr(sweep, f) for f in fields} == {f: getattr(single, f) for f in fields}
-        assert set(sweep.detail) == set(single.detail)
+        assert {f: getattr(sweep, f) for f in fields + ["request_id"]} == {
+            f: getattr(single, f) for f in fields + ["request_id"]}
+        assert sweep.detail == ({} if kind == "prescription.expire" else {"rda_number": sweep.detail["rda_number"]})
+        assert single.detail.keys() == sweep.detail.keys()
     assert entries[("sweep", "dispense_authorization.expire")].pharmacy_id == ours.pharmacy.pk
+    rda_entry = entries[("sweep", "dispense_authorization.expire")]
+    assert rda_entry.detail["rda_number"] == DispenseAuthorization.objects.get(pk=rda_entry.object_id).rda_number
+    for status_reason in ("validity ended", "not dispensed in time"):
+        assert (Prescription.objects.filter(status_reason=status_reason).count()
+                + DispenseAuthorization.objects.filter(status_reason=status_reason).count()) == 2
     assert log_verify().ok
+
+
+def test_an_approved_rda_left_on_an_expired_authorization_is_expired_too(world, program):
+    """Whatever the authorization's status, an approved RDA past its expiry is expired by the sweep, with its log
+    entry (for example one approved just as its authorization lapsed)."""
+    ours = world["ours"]
+    now = timezone.now()
+    patient = PatientFactory(prescriber=ours.prescriber, program=program, risk_category=RiskCategory.FNRP_ADULT)
+    _, _, prescription = _authorize(ours, patient, now - timedelta(days=2))
+    _, _, rda = _rda(ours, patient, prescription, now - timedelta(days=2))
+    Prescription.objects.filter(pk=prescription.pk).update(status="expired")  # as if expired under the RDA's feet
+
+    assert dispensing.expire_lapsed(now=now)["dispense_authorizations"] == 1
+    assert DispenseAuthorization.objects.get(pk=rda.pk).status == "expired"
+    assert Prescription.objects.get(pk=prescription.pk).status == "expired"  # not reopened
+    assert ComplianceLogEntry.objects.filter(action="dispense_authorization.expire", object_id=str(rda.pk)).exists()
+
+
+def test_inside_a_transaction_the_sweep_uses_the_callers_connection_only(world, program):
+    ours = world["ours"]
+    now = timezone.now()
+    patient = PatientFactory(prescriber=ours.prescriber, program=program, risk_category=RiskCategory.FNRP_ADULT)
+    _authorize(ours, patient, now - timedelta(days=31))
+    # the test runs inside a transaction: other connections would not even see this authorization
+    assert dispensing.expire_lapsed(now=now, workers=4)["prescriptions"] == 1
 
 
 def test_the_sweep_works_in_batches(world, program):
