@@ -706,7 +706,7 @@ def _sweep_on(workers, statements, now, batch_size):
         return sum(pool.map(work, [contextvars.copy_context() for _ in range(workers)]))
 
 
-def expire_lapsed(*, now, batch_size=2000, workers=1):
+def expire_lapsed(*, now, batch_size=5000, workers=1):
     """Expire RDAs, prescription authorizations and certifications past their validity, in bounded batches.
     Rows are locked with SKIP LOCKED so that two sweeps never work on the same row; a rerun finds nothing. With
     `workers` above 1 the RDAs and authorizations are expired on that many connections at once (each its own
