@@ -29,19 +29,26 @@ def count_requests(scopes, now):
         return dict(cursor.fetchall()), window
 
 
+def dispense_rate_exceeded(user, caller, now):
+    """Count one dispense request against the caller's limit (an API key, or a browser user) and the pharmacy's;
+    return (whether either is exceeded, the window's start). The API and the portal's counter share it."""
+    scopes = {caller: settings.REMS_DISPENSE_RATE_PER_KEY}
+    if user.pharmacy_id:
+        scopes[f"pharmacy:{user.pharmacy_id}"] = settings.REMS_DISPENSE_RATE_PER_PHARMACY
+    counts, window = count_requests(list(scopes), now)
+    return any(counts[scope] > limit for scope, limit in scopes.items()), window
+
+
 class DispenseThrottle(BaseThrottle):
     def allow_request(self, request, view):
         if request.method != "POST":
             return True
         user = request.user
         caller = f"key:{request.auth.pk}" if getattr(request.auth, "pk", None) else f"user:{user.pk}"
-        scopes = {caller: settings.REMS_DISPENSE_RATE_PER_KEY}
-        if user.pharmacy_id:
-            scopes[f"pharmacy:{user.pharmacy_id}"] = settings.REMS_DISPENSE_RATE_PER_PHARMACY
         now = timezone.now()
-        counts, window = count_requests(list(scopes), now)
+        exceeded, window = dispense_rate_exceeded(user, caller, now)
         self.wait_seconds = (window + WINDOW - now).total_seconds()
-        return all(counts[scope] <= limit for scope, limit in scopes.items())
+        return not exceeded
 
     def wait(self):
         return self.wait_seconds

@@ -5,20 +5,19 @@ what changed (so that a reload never posts twice) or shows the refusal next to t
 import re
 from zoneinfo import available_timezones
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import Http404
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.models import PHARMACY_ROLES, PRESCRIBER_ROLES, Role
-from accounts.throttling import count_requests
+from accounts.throttling import dispense_rate_exceeded
 from dispensing import services as dispensing
 from dispensing.models import DispenseStatus
 from rems import services
@@ -170,9 +169,10 @@ def patient_detail(request, pk):
 _PREFIXES = {"test_form": "test", "attestation_form": "attestation", "survey_form": "survey", "authorize_form": "rx"}
 
 
-def _patient_form_post(request, pk, *, form_name, form_class, record, success, **form_kwargs):
-    """A record about a patient: validate, call the service, redirect; or the patient page again with why."""
-    patient = get_in_scope(patients_for(request.user), pk=pk)
+def _patient_form_post(request, patient, *, form_name, form_class, record, success, **form_kwargs):
+    """A record about a patient: validate, call the service, redirect; or the patient page again with why.
+    `record` returns a response to send (a redirect), a denied decision to show (a dict), or anything else for
+    the patient page with `success`."""
     form = form_class(request.POST, prefix=_PREFIXES[form_name], **form_kwargs)
     if not form.is_valid():
         context = _patient_context(request, patient, **{form_name: form})
@@ -186,10 +186,14 @@ def _patient_form_post(request, pk, *, form_name, form_class, record, success, *
     if isinstance(result, dict):  # a denied decision: shown with every failed check and what to do
         context = _patient_context(request, patient, **{form_name: form}, decision=result)
         return render(request, "portal/patient_detail.html", context, status=422)
-    if result is not None and hasattr(result, "get_absolute_url"):
-        return redirect(result.get_absolute_url())
+    if isinstance(result, HttpResponseBase):
+        return result
     messages.success(request, success)
     return redirect("portal:patient", pk=patient.pk)
+
+
+def _patient(request, pk):
+    return get_in_scope(patients_for(request.user), pk=pk)
 
 
 @page(roles=OFFICE)
@@ -198,27 +202,27 @@ def pregnancy_test_record(request, pk):
     def record(patient, form):
         return services.pregnancy_test_record(actor=request.user, patient=patient, now=_now(), **form.cleaned_data)
 
-    return _patient_form_post(request, pk, form_name="test_form", form_class=forms.PregnancyTestForm, record=record,
+    return _patient_form_post(request, _patient(request, pk), form_name="test_form",
+                              form_class=forms.PregnancyTestForm, record=record,
                               success="The pregnancy test is recorded.")
 
 
 @page(roles=OFFICE)
 @require_POST
 def attestation_record(request, pk):
+    patient = _patient(request, pk)
+    rule_set = rule_set_in_force(program=patient.program, now=_now())
+    male = rule_set.parameters is not None and patient.risk_category in rule_set.parameters.male_categories
+
     def record(patient, form):
-        rule_set = rule_set_in_force(program=patient.program, now=_now())
-        male = rule_set.parameters is not None and patient.risk_category in rule_set.parameters.male_categories
         if male:
             return services.attestation_record(actor=request.user, patient=patient,
                                                kind=AttestationKind.MALE_COUNSELING, now=_now())
         return services.attestation_record(actor=request.user, patient=patient, kind=AttestationKind.CONTRACEPTION,
                                            now=_now(), **form.cleaned_data)
 
-    patient = get_in_scope(patients_for(request.user), pk=pk)
-    rule_set = rule_set_in_force(program=patient.program, now=_now())
-    male = rule_set.parameters is not None and patient.risk_category in rule_set.parameters.male_categories
-    form_class = forms.forms.Form if male else forms.ContraceptionForm
-    return _patient_form_post(request, pk, form_name="attestation_form", form_class=form_class, record=record,
+    return _patient_form_post(request, patient, form_name="attestation_form",
+                              form_class=forms.forms.Form if male else forms.ContraceptionForm, record=record,
                               success="The attestation is recorded.")
 
 
@@ -228,8 +232,8 @@ def survey_record(request, pk):
     def record(patient, form):
         return services.survey_record(actor=request.user, patient=patient, now=_now(), **form.cleaned_data)
 
-    return _patient_form_post(request, pk, form_name="survey_form", form_class=forms.SurveyForm, record=record,
-                              success="The patient survey is recorded.")
+    return _patient_form_post(request, _patient(request, pk), form_name="survey_form", form_class=forms.SurveyForm,
+                              record=record, success="The patient survey is recorded.")
 
 
 @page(roles=PRESCRIBER_ONLY, decisions=("POST",))
@@ -242,19 +246,11 @@ def prescription_authorize(request, pk):
             failed, passed = explained([c.__dict__ for c in decision.checks], PRESCRIBER)
             return {"failed": failed, "passed": passed, "rule_set": decision.rule_set, "decision_id": entry.id}
         messages.success(request, "Authorized. Write this number on the prescription.")
-        return _PrescriptionRedirect(prescription.pk)
+        return redirect("portal:prescription", pk=prescription.pk)
 
-    patient = get_in_scope(patients_for(request.user), pk=pk)
-    return _patient_form_post(request, pk, form_name="authorize_form", form_class=forms.AuthorizeForm, record=record,
-                              success="", program=patient.program)
-
-
-class _PrescriptionRedirect:
-    def __init__(self, pk):
-        self.pk = pk
-
-    def get_absolute_url(self):
-        return reverse("portal:prescription", kwargs={"pk": self.pk})
+    patient = _patient(request, pk)
+    return _patient_form_post(request, patient, form_name="authorize_form", form_class=forms.AuthorizeForm,
+                              record=record, success="", program=patient.program)
 
 
 @page(roles=OFFICE | READERS)
@@ -291,15 +287,6 @@ def prescription_cancel(request, pk):
 
 
 # --- Pharmacy counter -----------------------------------------------------------------------------------
-def _throttled(request):
-    """The same per-user and per-pharmacy limits as the API's dispense requests."""
-    user = request.user
-    scopes = {f"user:{user.pk}": settings.REMS_DISPENSE_RATE_PER_KEY,
-              f"pharmacy:{user.pharmacy_id}": settings.REMS_DISPENSE_RATE_PER_PHARMACY}
-    counts, _ = count_requests(list(scopes), _now())
-    return any(counts[scope] > limit for scope, limit in scopes.items())
-
-
 @page(roles=PHARMACY_STAFF, decisions=("POST",))
 @require_http_methods(["GET", "POST"])
 def counter(request):
@@ -309,7 +296,7 @@ def counter(request):
         # Only on the page itself: a suspended pharmacy, whose requests are still decided, sees nothing else.
         context["recent"] = _recent_dispenses(request)[:5]
         return render(request, "portal/counter.html", context)
-    if _throttled(request):
+    if dispense_rate_exceeded(request.user, f"user:{request.user.pk}", _now())[0]:
         context["refusal"] = "Too many requests from this pharmacy in the last minute; wait a minute and try again."
         return render(request, "portal/counter.html", context, status=429)
     if not form.is_valid():
