@@ -14,5 +14,5 @@ USER rems
 
 EXPOSE 8000
 # Long enough for a streamed export or a verification of a large log.
-CMD ["gunicorn", "rems.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "4", "--threads", "4", \
+CMD ["gunicorn", "rems.config.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "4", "--threads", "4", \
      "--timeout", "300", "--access-logfile", "-"]

@@ -1,18 +1,18 @@
-"""Users and API keys. A key is shown once, when issued; only its SHA-256 is stored."""
+"""Users and API keys. A key is shown once, when issued; only its SHA-256 is stored. Users act for a prescriber,
+a pharmacy or the program, which they know by id only."""
 
 import hashlib
 import secrets
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef, Q
 
-from rems.models import Certification, Status
-
-from rems.audit import log_entry_write
-from rems.errors import ActionRefused
+from rems.compliance_log.actions import Action
+from rems.compliance_log.writer import log_entry_write
+from rems.core.errors import ActionRefused
 
 from .models import PHARMACY_ROLES, PRESCRIBER_ROLES, ApiKey, Role, User
+from .throttling import first_in_window
 
 KEY_PREFIX = "rems_"
 DEFAULT_KEY_LIFETIME = timedelta(days=365)
@@ -24,8 +24,11 @@ def api_key_hash(key: str) -> str:
 
 
 class CannotCreateUser(ActionRefused):
-    status = 400
     code = "invalid"
+
+
+class UsernameTaken(CannotCreateUser):
+    code = "duplicate"
 
 
 @transaction.atomic
@@ -45,11 +48,11 @@ def user_create(*, actor, username, role, now, prescriber=None, pharmacy=None, e
                 is_staff=role == Role.ADMIN,
             )
     except IntegrityError:
-        raise CannotCreateUser(f"The username {username!r} is taken.", code="duplicate", status=409) from None
+        raise UsernameTaken(f"The username {username!r} is taken.") from None
     user.set_unusable_password()
     user.save(update_fields=["password"])
     log_entry_write(
-        actor=actor, action="user.create", outcome="recorded", object_type="user", object_id=user.pk, now=now,
+        actor=actor, action=Action.USER_CREATE, outcome="recorded", object_type="user", object_id=user.pk, now=now,
         prescriber_id=prescriber.pk if prescriber else None, pharmacy_id=pharmacy.pk if pharmacy else None,
         detail={"username": username, "role": role},
     )
@@ -65,7 +68,7 @@ def api_key_issue(*, actor, user, now, label="", lifetime=DEFAULT_KEY_LIFETIME):
         expires_at=now + lifetime if lifetime else None,
     )
     log_entry_write(
-        actor=actor, action="api_key.issue", outcome="recorded", object_type="api_key", object_id=api_key.pk, now=now,
+        actor=actor, action=Action.API_KEY_ISSUE, outcome="recorded", object_type="api_key", object_id=api_key.pk, now=now,
         detail={"user_id": user.pk, "prefix": api_key.prefix,
                 "expires_at": api_key.expires_at.isoformat() if api_key.expires_at else None},
     )
@@ -82,51 +85,68 @@ def api_key_revoke(*, actor, api_key, now):
     if not changed:
         raise CannotRevokeKey("This key is already revoked.")
     log_entry_write(
-        actor=actor, action="api_key.revoke", outcome="revoked", object_type="api_key", object_id=api_key.pk, now=now,
+        actor=actor, action=Action.API_KEY_REVOKE, outcome="revoked", object_type="api_key", object_id=api_key.pk, now=now,
         detail={"user_id": api_key.user_id, "prefix": api_key.prefix},
     )
     api_key.refresh_from_db()
     return api_key
 
 
-BARRED_STATUSES = [Status.SUSPENDED, Status.REVOKED]
-
-
-def party_barred_expression(prefix=""):
-    """True when the prescriber or pharmacy the user acts for has a suspended or revoked certification: every
-    operation acting for it is then refused (decisions are still evaluated, and denied by their gates)."""
-    return Exists(Certification.objects.filter(
-        Q(prescriber_id=OuterRef(f"{prefix}prescriber_id")) | Q(pharmacy_id=OuterRef(f"{prefix}pharmacy_id")),
-        status__in=BARRED_STATUSES,
-    ))
-
-
-def party_is_barred(user):
-    barred = getattr(user, "party_barred", None)
-    if barred is None:
-        if not (user.prescriber_id or user.pharmacy_id):
-            barred = False
-        else:
-            barred = User.objects.filter(pk=user.pk).annotate(b=party_barred_expression()).values_list("b", flat=True)[0]
-        user.party_barred = barred
-    return barred
-
-
 class CannotChangeUser(ActionRefused):
     pass
+
+
+class CannotDeactivateSelf(CannotChangeUser):
+    """An administrator cannot lock themselves out."""
+
+    code = "self_deactivation"
 
 
 @transaction.atomic
 def user_deactivate(*, actor, user, reason, now):
     """The user can no longer log in or use any key; their keys are revoked."""
+    if actor is not None and actor.pk == user.pk:
+        raise CannotDeactivateSelf("You cannot deactivate yourself.")
     changed = User.objects.filter(pk=user.pk, is_active=True).update(is_active=False)
     if not changed:
         raise CannotChangeUser("This user is already deactivated.")
     ApiKey.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=now)
     log_entry_write(
-        actor=actor, action="user.deactivate", outcome="deactivated", object_type="user", object_id=user.pk, now=now,
+        actor=actor, action=Action.USER_DEACTIVATE, outcome="deactivated", object_type="user", object_id=user.pk, now=now,
         prescriber_id=user.prescriber_id, pharmacy_id=user.pharmacy_id,
         detail={"username": user.username, "role": user.role, "reason": reason},
     )
     user.refresh_from_db()
     return user
+
+
+# last_used_at is written at most this often per key, so that most reads stay reads.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def api_key_use(*, api_key, now):
+    """Note that `api_key` was used now (to the minute)."""
+    if api_key.last_used_at is None or api_key.last_used_at < now - LAST_USED_RESOLUTION:
+        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+
+
+def auth_failure_log(*, key, reason, now):
+    """A refused API key. The first of each minute is logged: enough to see an attack, and nobody can flood the
+    log with made-up keys. The key's first characters only: enough to recognise a leaked or mistyped key, never
+    enough to use it."""
+    if not first_in_window("authfail", now):
+        return
+    log_entry_write(actor=None, action=Action.SECURITY_AUTH_FAILED, outcome="refused", object_type="api_key",
+                    object_id=key[:10], now=now, detail={"reason": reason})
+
+
+def permission_refusal_log(*, user, path, method, reason, now):
+    """A request refused for the user's role or party. One entry per user and minute is enough to see it; a
+    script hammering a route cannot flood the log."""
+    if not first_in_window(f"refused:{user.pk}", now):
+        return
+    log_entry_write(
+        actor=user, action=Action.SECURITY_PERMISSION_REFUSED, outcome="refused", object_type="route",
+        object_id=path[:64], now=now, prescriber_id=user.prescriber_id, pharmacy_id=user.pharmacy_id,
+        detail={"method": method, "reason": reason},
+    )

@@ -1,14 +1,17 @@
-"""Throttling of dispense-authorization requests per API key and per pharmacy, counted in PostgreSQL: every
-process sees the same count, and the count does not depend on the broker."""
+"""Requests counted per scope (an API key, a pharmacy, a kind of event) and minute, in PostgreSQL: every process
+sees the same count, and the count does not depend on the broker. The dispense-request limits and the
+once-a-minute logging of refusals are built on it."""
 
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.utils import timezone
-from rest_framework.throttling import BaseThrottle
+
+from .models import RequestCounter
 
 WINDOW = timedelta(minutes=1)
+# Counters older than this are purged by the expiry sweep.
+COUNTER_RETENTION = timedelta(hours=1)
 
 
 def count_requests(scopes, now):
@@ -39,22 +42,12 @@ def dispense_rate_exceeded(user, caller, now):
     return any(counts[scope] > limit for scope, limit in scopes.items()), window
 
 
-class DispenseThrottle(BaseThrottle):
-    def allow_request(self, request, view):
-        if request.method != "POST":
-            return True
-        user = request.user
-        caller = f"key:{request.auth.pk}" if getattr(request.auth, "pk", None) else f"user:{user.pk}"
-        now = timezone.now()
-        exceeded, window = dispense_rate_exceeded(user, caller, now)
-        self.wait_seconds = (window + WINDOW - now).total_seconds()
-        return not exceeded
-
-    def wait(self):
-        return self.wait_seconds
-
-
 def first_in_window(scope, now):
     """Count an event; True only for the first of its kind in the current minute."""
     counts, _ = count_requests([scope], now)
     return counts[scope] == 1
+
+
+def request_counters_purge(*, now):
+    """Delete the counters of windows long past. Returns how many."""
+    return RequestCounter.objects.filter(window_start__lt=now - COUNTER_RETENTION).delete()[0]

@@ -21,6 +21,16 @@ class PrescriptionStatus(models.TextChoices):
 OPEN_PRESCRIPTION_STATUSES = [PrescriptionStatus.ISSUED, PrescriptionStatus.AUTHORIZED]
 
 
+class SystemReason:
+    """The `status_reason` the service writes when it changes a status itself (the sweeps write the same)."""
+
+    VALIDITY_ENDED = "validity ended"
+    PRESCRIPTION_EXPIRED = "prescription authorization expired"
+    NOT_DISPENSED_IN_TIME = "not dispensed in time"
+    DISPENSE_REVERSED = "dispense reversed: a new authorization is needed"
+    REVERSED_AFTER_VALIDITY = "dispense authorization reversed after the validity ended"
+
+
 class Prescription(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     authorization_number = models.CharField(max_length=12, unique=True)

@@ -7,9 +7,9 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.models import Role
-from rems.management.commands.load_program import BUNDLED
-from rems.models import Program
-from rems.services import certification_create, program_load
+from rems.program.certifications import certification_create
+from rems.program.models import Program
+from rems.program.programs import BUNDLED, program_load
 
 from .factories import PharmacyFactory, PrescriberFactory, UserFactory, token_for
 
@@ -105,7 +105,7 @@ def no_patient_data_in_logs(request, caplog):
     yield
     if not {"db", "transactional_db", "world", "program"} & set(request.fixturenames):
         return
-    from rems.models import Patient
+    from rems.program.models import Patient
 
     secrets_ = set()
     for first, last, born in Patient.objects.values_list("first_name", "last_name", "date_of_birth"):

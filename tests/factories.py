@@ -6,8 +6,8 @@ from django.utils import timezone
 
 from accounts.models import Role, User
 from accounts.services import api_key_issue
-from rems.identifiers import ncpdp_with_check_digit, npi_with_check_digit
-from rems.models import Patient, Pharmacy, Prescriber, RiskCategory, Status
+from rems.core.identifiers import ncpdp_with_check_digit, npi_with_check_digit
+from rems.program.models import Patient, Pharmacy, Prescriber, RiskCategory, Status
 
 _npi = itertools.count(100000000)
 _ncpdp = itertools.count(100000)

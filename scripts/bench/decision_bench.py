@@ -30,14 +30,14 @@ from serve import database_create, database_drop, free_port, production_server  
 def _prepare(url, patients):
     """Demo parties and keys, and `patients` FNRP patients each with an issued authorization."""
     os.environ.update(DATABASE_URL=url, REMS_ENV="development", LOG_LEVEL="WARNING",
-                      DJANGO_SETTINGS_MODULE="rems.settings")
+                      DJANGO_SETTINGS_MODULE="rems.config.settings")
     import django
 
     django.setup()
     from django.core.management import call_command
     from django.db import connection
 
-    from rems.identifiers import PRESCRIPTION_PREFIX, authorization_number_new
+    from rems.core.identifiers import PRESCRIPTION_PREFIX, authorization_number_new
 
     call_command("migrate", verbosity=0)
     out = Path(os.devnull).open("w")

@@ -26,7 +26,7 @@ from serve import database_create, database_drop  # noqa: E402
 
 def _setup(url):
     os.environ.update(DATABASE_URL=url, REMS_ENV="development", LOG_LEVEL="WARNING",
-                      DJANGO_SETTINGS_MODULE="rems.settings")
+                      DJANGO_SETTINGS_MODULE="rems.config.settings")
     import django
 
     django.setup()
@@ -79,9 +79,9 @@ def _sample(tests, samples):
     from django.utils import timezone
 
     from accounts.models import User
-    from dispensing import services as dispensing
-    from rems import services
-    from rems.models import Patient, Pharmacy, PregnancyTest, Program
+    from dispensing import dispenses, prescriptions
+    from rems.program import records
+    from rems.program.models import Patient, Pharmacy, PregnancyTest, Program
 
     prescriber_user = User.objects.get(username="demo-prescriber")
     pharmacist = User.objects.get(username="demo-pharmacist")
@@ -101,14 +101,14 @@ def _sample(tests, samples):
             for k in range(tests - 2)
         ])
         for ago in (timedelta(days=12), timedelta(hours=2)):
-            services.pregnancy_test_record(actor=prescriber_user, patient=patient, collected_at=now - ago,
+            records.pregnancy_test_record(actor=prescriber_user, patient=patient, collected_at=now - ago,
                                            result="negative", sensitivity_miu_ml=25, now=now)
-        services.attestation_record(actor=prescriber_user, patient=patient, kind="contraception",
+        records.attestation_record(actor=prescriber_user, patient=patient, kind="contraception",
                                     methods=["IUD", "MALE_CONDOM"], started_on=(now - timedelta(days=40)).date(),
                                     now=now)
         with CaptureQueriesContext(connection) as captured:
             started = time.perf_counter()
-            decision, _, rx = dispensing.prescription_authorize(actor=prescriber_user, patient=patient,
+            decision, _, rx = prescriptions.prescription_authorize(actor=prescriber_user, patient=patient,
                                                                 ndc="59572-0504-21", quantity=21, days_supply=28,
                                                                 now=timezone.now())
             timings["prescription"].append(time.perf_counter() - started)
@@ -116,7 +116,7 @@ def _sample(tests, samples):
         queries["prescription"].add(len(captured.captured_queries))
         with CaptureQueriesContext(connection) as captured:
             started = time.perf_counter()
-            decision, _, _ = dispensing.dispense_authorization_request(
+            decision, _, _ = dispenses.dispense_authorization_request(
                 actor=pharmacist, pharmacy=pharmacy, authorization_number=rx.authorization_number,
                 date_of_birth=patient.date_of_birth, ndc="59572-0504-21", quantity=21, days_supply=28,
                 now=timezone.now())

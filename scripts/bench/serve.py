@@ -30,7 +30,7 @@ def production_server(database_url, port):
     }
     workers = 2 * (os.cpu_count() or 1) + 1
     server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "rems.wsgi:application", "--bind", f"127.0.0.1:{port}", "--workers",
+        [sys.executable, "-m", "gunicorn", "rems.config.wsgi:application", "--bind", f"127.0.0.1:{port}", "--workers",
          str(workers), "--worker-class", "sync", "--log-level", "warning", "--timeout", "120"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )

@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from serve import database_create, database_drop  # noqa: E402
+
 DB = "rems_bench_sweep"
 
 
@@ -28,7 +29,7 @@ def _child(code, url):
 import json, os, resource, sys, time
 sys.path.insert(0, {str(ROOT)!r})
 os.environ.update(DATABASE_URL={url!r}, REMS_ENV='development', LOG_LEVEL='WARNING',
-                  DJANGO_SETTINGS_MODULE='rems.settings')
+                  DJANGO_SETTINGS_MODULE='rems.config.settings')
 import django; django.setup()
 from django.utils import timezone
 """
@@ -71,7 +72,7 @@ print(json.dumps({"rows": n, "seconds": round(time.perf_counter() - started, 1)}
 
 EXPIRE = """
 from django.conf import settings
-from dispensing.services import expire_lapsed
+from dispensing.sweeps import expire_lapsed
 started = time.perf_counter()
 # as the periodic task runs it
 counts = expire_lapsed(now=timezone.now(), workers=settings.REMS_SWEEP_WORKERS)
@@ -83,7 +84,7 @@ print(json.dumps({"expired": counts["prescriptions"], "workers": settings.REMS_S
 """
 
 PLAN = """
-from rems.notifications import plan_patient_reminders
+from rems.program.notifications import plan_patient_reminders
 started = time.perf_counter()
 counts = plan_patient_reminders(now=timezone.now())
 elapsed = time.perf_counter() - started

@@ -1,7 +1,9 @@
 import pytest
 
 from dispensing.models import DispenseAuthorization, Prescription
-from rems.models import Attestation, Certification, ComplianceLogEntry, Patient, PatientSurvey, PregnancyReport, PregnancyTest
+from rems.compliance_log.actions import Action
+from rems.compliance_log.models import ComplianceLogEntry
+from rems.program.models import Attestation, Certification, Patient, PatientSurvey, PregnancyReport, PregnancyTest
 
 
 def _entries(action, **lookup):
@@ -30,7 +32,7 @@ def every_change_has_its_log_entry(request):
         assert entry.action == "dispense_authorization.request" and entry.outcome == "approved"
         assert entry.rule_set == rda.rule_set and entry.checks
         if rda.dispensed_at:
-            assert _entries("dispense.confirm", object_id=str(rda.pk)).exists()
+            assert _entries(Action.DISPENSE_AUTHORIZATION_DISPENSE, object_id=str(rda.pk)).exists()
         if rda.status == "reversed":
             assert _entries("dispense_authorization.reverse", object_id=str(rda.pk)).exists()
         if rda.status == "expired":
@@ -42,11 +44,11 @@ def every_change_has_its_log_entry(request):
         # Only a decision that could not know its program has no rule set: an unknown number, or a locked pharmacy.
         assert decision.rule_set or [c["code"] for c in decision.checks] in (
             ["AUTHORIZATION_FOUND"], ["MATCH_ATTEMPTS_LIMIT"])
-    for model, action in ((PregnancyTest, "pregnancy_test.record"), (Attestation, None),
-                          (PatientSurvey, "survey.record"), (PregnancyReport, "pregnancy_report.open")):
+    for model, action in ((PregnancyTest, Action.PREGNANCY_TEST_RECORD), (Attestation, Action.ATTESTATION_RECORD),
+                          (PatientSurvey, Action.PATIENT_SURVEY_RECORD), (PregnancyReport, Action.PREGNANCY_REPORT_OPEN)):
         for obj in model.objects.all():
-            expected = action or f"attestation.{obj.kind}"
-            assert _entries(expected, object_id=str(obj.pk)).exists(), (expected, obj.pk)
+            kind = {"detail__kind": obj.kind} if model is Attestation else {}
+            assert _entries(action, object_id=str(obj.pk), **kind).exists(), (action, obj.pk)
     for certification in Certification.objects.all():
         assert _entries("certification.create", object_id=str(certification.pk)).exists()
         if certification.status not in ("active", "expired"):

@@ -10,15 +10,16 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from django.urls import URLPattern, get_resolver, reverse
+from django.urls import reverse
 from django.utils import timezone
 
 from accounts.services import api_key_issue
-from dispensing import services as dispensing
+from dispensing import dispenses, prescriptions
 from dispensing.models import MatchLock
-from rems.models import Certification, Notification, Program, RiskCategory
+from rems.program.models import Certification, Notification, Program, RiskCategory
 
 from ..factories import PatientFactory
+from ..support.urls import url_patterns
 
 pytestmark = pytest.mark.django_db
 
@@ -100,8 +101,8 @@ MATRIX = {
 def api_routes():
     """(name, method) of every API route, from the URL configuration and each view's declared methods."""
     found = set()
-    for pattern in get_resolver().url_patterns:
-        if not isinstance(pattern, URLPattern) or not str(pattern.pattern).startswith("api/v1/"):
+    for route, pattern in url_patterns():
+        if not route.startswith("api/v1/"):
             continue
         if pattern.name in PUBLIC:
             continue
@@ -126,10 +127,10 @@ def objects(world):
     for side in ("ours", "theirs"):
         party = world[side]
         patient = PatientFactory(prescriber=party.prescriber, program=program, risk_category=RiskCategory.FNRP_ADULT)
-        _, _, prescription = dispensing.prescription_authorize(
+        _, _, prescription = prescriptions.prescription_authorize(
             actor=party.users["prescriber"], patient=patient, ndc="59572-0504-21", quantity=21, days_supply=28,
             now=now)
-        _, _, rda = dispensing.dispense_authorization_request(
+        _, _, rda = dispenses.dispense_authorization_request(
             actor=party.users["pharmacist"], pharmacy=party.pharmacy,
             authorization_number=prescription.authorization_number, date_of_birth=patient.date_of_birth,
             ndc="59572-0504-21", quantity=21, days_supply=28, now=now)

@@ -17,18 +17,19 @@ from django.utils import timezone
 
 from accounts.models import ApiKey, Role, User
 from accounts.services import user_deactivate
+from dispensing.match_locks import match_lock_clear
 from dispensing.models import MatchLock, MatchLockKind
-from dispensing.services import match_lock_clear
-from rems.management.commands.load_program import BUNDLED
-from rems.models import Certification, ComplianceLogEntry, Patient, Product, Program, RuleSet, Status
-from rems.services import certification_change_status, certification_create
+from rems.compliance_log.models import ComplianceLogEntry
+from rems.program.certifications import certification_change_status, certification_create
+from rems.program.models import Certification, Patient, Product, Program, RuleSet, Status
+from rems.program.programs import BUNDLED
 
 from ..factories import PatientFactory, PharmacyFactory, PrescriberFactory, UserFactory, token_for
 
 pytestmark = pytest.mark.django_db
 
 REASON = "Training records found incomplete at the annual review"
-TEMPLATES = Path(__file__).resolve().parents[2] / "rems" / "templates" / "admin"
+TEMPLATES = Path(__file__).resolve().parents[2] / "rems" / "interfaces" / "templates" / "admin"
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import Role
-from dispensing import services as dispensing_services
+from dispensing import prescriptions
 from dispensing.models import DispenseAuthorization, Prescription
-from rems.models import Certification, Patient, RiskCategory
+from rems.program.models import Certification, Patient, RiskCategory
 
 from ..conftest import POMALIDOMIDE_3MG, make_party
 from ..factories import PatientFactory, PrescriberFactory, UserFactory, token_for
@@ -276,7 +276,7 @@ def test_an_expired_authorization(api, world):
     patient = PatientFactory(prescriber=ours.prescriber, program=Patient._meta.apps.get_model("rems", "Program")
                              .objects.get(slug="pomalidomide"), risk_category=RiskCategory.FNRP_ADULT)
     # Issued 31 days ago: an FNRP authorization is valid 30 days.
-    decision, _, prescription = dispensing_services.prescription_authorize(
+    decision, _, prescription = prescriptions.prescription_authorize(
         actor=ours.users["prescriber"], patient=patient, ndc="59572-0504-21", quantity=21, days_supply=28,
         now=timezone.now() - timedelta(days=31),
     )
@@ -334,7 +334,7 @@ def test_a_second_dispense_request_on_a_used_authorization(api, world):
 
 
 def test_an_unknown_authorization_number(api, world):
-    from rems.identifiers import PRESCRIPTION_PREFIX, authorization_number_new
+    from rems.core.identifiers import PRESCRIPTION_PREFIX, authorization_number_new
 
     status, decision = request_rda(api, world["ours"].tokens["pharmacist"], authorization_number_new(PRESCRIPTION_PREFIX))
 

@@ -5,7 +5,9 @@ from datetime import timedelta
 import pytest
 
 from dispensing.models import DispenseAuthorization, Prescription
-from rems.models import ComplianceLogEntry, Patient
+from rems.compliance_log.actions import Action
+from rems.compliance_log.models import ComplianceLogEntry
+from rems.program.models import Patient
 
 from .flows import (
     DOB,
@@ -62,8 +64,8 @@ def test_frp_patient_from_enrollment_to_dispense(api, world):
     # And every decision and change of state is in the compliance log, with rule set and check codes
     actions = list(ComplianceLogEntry.objects.filter(patient_id=patient_id).order_by("seq").values_list("action", flat=True))
     assert actions == [
-        "patient.enroll", "pregnancy_test.record", "pregnancy_test.record", "attestation.contraception",
-        "prescription.authorize", "dispense_authorization.request", "dispense.confirm",
+        Action.PATIENT_ENROLL, Action.PREGNANCY_TEST_RECORD, Action.PREGNANCY_TEST_RECORD, Action.ATTESTATION_RECORD,
+        Action.PRESCRIPTION_AUTHORIZE, Action.DISPENSE_AUTHORIZATION_REQUEST, Action.DISPENSE_AUTHORIZATION_DISPENSE,
     ]
     entry = ComplianceLogEntry.objects.get(id=decision["decision_id"])
     assert entry.rule_set == "pomalidomide@2025-01-01"

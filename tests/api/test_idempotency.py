@@ -3,7 +3,8 @@
 import pytest
 
 from dispensing.models import DispenseAuthorization, Prescription
-from rems.models import ComplianceLogEntry, PregnancyTest
+from rems.compliance_log.models import ComplianceLogEntry
+from rems.program.models import PregnancyTest
 
 from .flows import enroll, prescribe, request_rda
 

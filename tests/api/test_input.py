@@ -6,8 +6,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from rems.identifiers import PRESCRIPTION_PREFIX, authorization_number_new
-from rems.models import ComplianceLogEntry
+from rems.compliance_log.models import ComplianceLogEntry
+from rems.core.identifiers import PRESCRIPTION_PREFIX, authorization_number_new
 
 from .flows import enroll, prescribe, request_rda
 
@@ -214,7 +214,7 @@ def test_implausible_dates_are_invalid_input(api, world, field, value):
 
 
 def test_an_issued_key_is_never_stored_for_a_replay(api, world):
-    from rems.models import IdempotencyRecord
+    from rems.program.models import IdempotencyRecord
 
     body = {"username": "new-pharmacist", "role": "pharmacist", "pharmacy": str(world["ours"].pharmacy.pk)}
     status, first = api.post("/api/v1/users/", body, as_=world["admin"], headers={"Idempotency-Key": "u-1"})

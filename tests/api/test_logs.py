@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import pytest
 
-from rems.models import Patient
+from rems.program.models import Patient
 
 from .flows import attest_contraception, prescribe, record_test, request_rda
 

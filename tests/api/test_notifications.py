@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 
-from rems.models import Notification
+from rems.program.models import Notification
 
 from .flows import enroll, record_test
 

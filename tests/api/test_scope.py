@@ -3,7 +3,7 @@
 
 import pytest
 
-from rems.models import Certification
+from rems.program.models import Certification
 
 from .flows import confirm_dispense, enroll, prescribe, request_rda
 

@@ -6,7 +6,8 @@ from django.utils import timezone
 
 from accounts.models import ApiKey, Role
 from dispensing.models import MatchLock
-from rems.models import Certification, ComplianceLogEntry, Notification
+from rems.compliance_log.models import ComplianceLogEntry
+from rems.program.models import Certification, Notification
 
 from ..factories import UserFactory
 from .flows import enroll, prescribe, request_rda
@@ -109,7 +110,7 @@ def test_wrong_birth_dates_lock_the_number_for_the_pharmacy_until_cleared(api, w
 
 
 def test_unknown_numbers_lock_the_pharmacy(api, world, settings):
-    from rems.identifiers import PRESCRIPTION_PREFIX, authorization_number_new
+    from rems.core.identifiers import PRESCRIPTION_PREFIX, authorization_number_new
 
     settings.REMS_UNKNOWN_NUMBER_FAILURES = 2
     ours = world["ours"]
@@ -124,7 +125,7 @@ def test_unknown_numbers_lock_the_pharmacy(api, world, settings):
 
 def test_dispense_requests_are_throttled_per_key(api, world, settings):
     settings.REMS_DISPENSE_RATE_PER_KEY = 3
-    from rems.identifiers import PRESCRIPTION_PREFIX, authorization_number_new
+    from rems.core.identifiers import PRESCRIPTION_PREFIX, authorization_number_new
 
     statuses = [request_rda(api, world["ours"].tokens["pharmacist"], authorization_number_new(PRESCRIPTION_PREFIX))[0]
                 for _ in range(4)]
@@ -138,7 +139,7 @@ def test_dispense_requests_are_throttled_per_key(api, world, settings):
 
 def test_dispense_requests_are_throttled_per_pharmacy(api, world, settings):
     settings.REMS_DISPENSE_RATE_PER_PHARMACY = 2
-    from rems.identifiers import PRESCRIPTION_PREFIX, authorization_number_new
+    from rems.core.identifiers import PRESCRIPTION_PREFIX, authorization_number_new
 
     ours = world["ours"]
     first = request_rda(api, ours.tokens["pharmacist"], authorization_number_new(PRESCRIPTION_PREFIX))[0]

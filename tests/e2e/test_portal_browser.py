@@ -14,16 +14,16 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.utils import timezone
+from playwright.sync_api import expect, sync_playwright
 
 from accounts.models import Role
-from dispensing import services as dispensing
+from dispensing import dispenses, prescriptions
 from dispensing.models import DispenseAuthorization, Prescription
-from rems import services
-from rems.models import AttestationKind, ComplianceLogEntry, Patient, RiskCategory
+from rems.compliance_log.models import ComplianceLogEntry
+from rems.program import patients, records
+from rems.program.models import AttestationKind, Patient, RiskCategory
 from tests.conftest import POMALIDOMIDE_4MG, make_party
 from tests.factories import UserFactory
-
-from playwright.sync_api import expect, sync_playwright
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -220,7 +220,7 @@ def frp_prescription(parties, program):
     office = parties["ours"]
     prescriber = office.users["prescriber"]
     now = timezone.now()
-    patient = services.patient_enroll(
+    patient = patients.patient_enroll(
         actor=prescriber, prescriber=office.prescriber, program=program, first_name="Counter", last_name="Ready",
         date_of_birth=timezone.datetime(1988, 2, 29).date(), risk_category=RiskCategory.FRP_ADULT,
         irregular_cycles=False, agreement_signed_on=(now - timedelta(days=40)).date(), now=now - timedelta(days=40))
@@ -228,13 +228,13 @@ def frp_prescription(parties, program):
 
 
 def _authorize(prescriber, patient, at):
-    services.pregnancy_test_record(actor=prescriber, patient=patient, collected_at=at - timedelta(days=12),
+    records.pregnancy_test_record(actor=prescriber, patient=patient, collected_at=at - timedelta(days=12),
                                    result="negative", sensitivity_miu_ml=25, now=at)
-    services.pregnancy_test_record(actor=prescriber, patient=patient, collected_at=at - timedelta(hours=2),
+    records.pregnancy_test_record(actor=prescriber, patient=patient, collected_at=at - timedelta(hours=2),
                                    result="negative", sensitivity_miu_ml=25, now=at)
-    services.attestation_record(actor=prescriber, patient=patient, kind=AttestationKind.CONTRACEPTION,
+    records.attestation_record(actor=prescriber, patient=patient, kind=AttestationKind.CONTRACEPTION,
                                 methods=["IUD", "MALE_CONDOM"], started_on=(at - timedelta(weeks=5)).date(), now=at)
-    decision, _, prescription = dispensing.prescription_authorize(
+    decision, _, prescription = prescriptions.prescription_authorize(
         actor=prescriber, patient=patient, ndc=POMALIDOMIDE_4MG, quantity=28, days_supply=28, now=at)
     assert prescription is not None, [c for c in decision.checks if not c.passed]
     return prescription
@@ -301,7 +301,7 @@ def test_a_pharmacist_is_refused_for_a_stale_pregnancy_test_and_an_auditor_finds
     office = parties["ours"]
     prescriber = office.users["prescriber"]
     issued_at = timezone.now() - timedelta(days=8)
-    patient = services.patient_enroll(
+    patient = patients.patient_enroll(
         actor=prescriber, prescriber=office.prescriber, program=program, first_name="Stale", last_name="Test",
         date_of_birth=timezone.datetime(1985, 9, 1).date(), risk_category=RiskCategory.FRP_ADULT,
         irregular_cycles=False, agreement_signed_on=(issued_at - timedelta(days=40)).date(), now=issued_at - timedelta(days=40))
@@ -361,7 +361,7 @@ def test_a_pharmacist_is_refused_for_a_stale_pregnancy_test_and_an_auditor_finds
 
 def test_another_pharmacys_rda_and_another_prescribers_patient_are_not_found(walk, parties, frp_prescription):
     theirs = parties["theirs"]
-    rda_number = dispensing.dispense_authorization_request(
+    rda_number = dispenses.dispense_authorization_request(
         actor=parties["ours"].users["pharmacist"], pharmacy=parties["ours"].pharmacy,
         authorization_number=frp_prescription.authorization_number,
         date_of_birth=frp_prescription.patient.date_of_birth, ndc=POMALIDOMIDE_4MG, quantity=28, days_supply=28,

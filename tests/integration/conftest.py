@@ -35,7 +35,7 @@ class Worker:
         db = connection.settings_dict
         env = {
             **os.environ,
-            "DJANGO_SETTINGS_MODULE": "rems.test_settings",
+            "DJANGO_SETTINGS_MODULE": "rems.config.test_settings",
             "DATABASE_URL": f"postgresql://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
             "REDIS_URL": self.broker_url,
             "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",

@@ -6,10 +6,11 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from dispensing import services, tasks
+from dispensing import dispenses, prescriptions
 from dispensing.models import DispenseAuthorization
-from rems.celery import app
-from rems.models import Program, RiskCategory
+from rems.config.celery import app
+from rems.interfaces.tasks.sweeps import expire_lapsed
+from rems.program.models import Program, RiskCategory
 from tests.factories import PatientFactory
 
 from .conftest import wait_for
@@ -23,17 +24,17 @@ def test_the_worker_expires_a_lapsed_rda_and_frees_its_authorization(world, work
     program = Program.objects.get(slug="pomalidomide")
     patient = PatientFactory(prescriber=ours.prescriber, program=program, risk_category=RiskCategory.FNRP_ADULT)
     two_days_ago = timezone.now() - timedelta(days=2)
-    _, _, prescription = services.prescription_authorize(
+    _, _, prescription = prescriptions.prescription_authorize(
         actor=ours.users["prescriber"], patient=patient, ndc="59572-0504-21", quantity=21, days_supply=28,
         now=two_days_ago,
     )
-    decision, _, rda = services.dispense_authorization_request(
+    decision, _, rda = dispenses.dispense_authorization_request(
         actor=ours.users["pharmacist"], pharmacy=ours.pharmacy, authorization_number=prescription.authorization_number,
         date_of_birth=patient.date_of_birth, ndc="59572-0504-21", quantity=21, days_supply=28, now=two_days_ago,
     )
     assert decision.approved and rda.expires_at < timezone.now()
 
-    tasks.expire_lapsed.apply_async(queue=queues[0])
+    expire_lapsed.apply_async(queue=queues[0])
 
     assert wait_for(lambda: DispenseAuthorization.objects.get(pk=rda.pk).status == "expired")
     prescription.refresh_from_db()

@@ -7,9 +7,11 @@ from django.core.management import call_command
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from rems.audit import log_entry_write, log_verify
-from rems.log_sql import APP_ROLE
-from rems.models import ComplianceLogEntry, LogChainHead
+from rems.compliance_log.actions import Action
+from rems.compliance_log.models import ComplianceLogEntry, LogChainHead
+from rems.compliance_log.sql import APP_ROLE
+from rems.compliance_log.verify import log_verify
+from rems.compliance_log.writer import log_entry_write
 
 pytestmark = pytest.mark.django_db
 
@@ -17,7 +19,7 @@ pytestmark = pytest.mark.django_db
 def _write(n, **kwargs):
     now = timezone.now()
     return [
-        log_entry_write(actor=None, action="test.event", outcome="recorded", object_type="test", object_id=i,
+        log_entry_write(actor=None, action=Action.PATIENT_SURVEY_RECORD, outcome="recorded", object_type="test", object_id=i,
                         now=now + timedelta(microseconds=i), detail={"i": i}, **kwargs)
         for i in range(n)
     ]
@@ -60,8 +62,8 @@ def test_the_application_role_can_run_a_whole_decision(as_app_role, world):
     from tests.factories import PatientFactory
 
     ours = world["ours"]
-    from dispensing.services import prescription_authorize
-    from rems.models import Program
+    from dispensing.prescriptions import prescription_authorize
+    from rems.program.models import Program
 
     patient = PatientFactory(prescriber=ours.prescriber, program=Program.objects.get(slug="pomalidomide"),
                              risk_category="FNRP_ADULT")
@@ -173,7 +175,7 @@ def test_a_time_range_is_verified_on_its_own(world):
     before = _write(5)
     middle_from = timezone.now() + timedelta(seconds=1)
     for i in range(4):
-        log_entry_write(actor=None, action="test.later", outcome="recorded", object_type="test", object_id=i,
+        log_entry_write(actor=None, action=Action.PATIENT_SURVEY_RECORD, outcome="recorded", object_type="test", object_id=i,
                         now=middle_from + timedelta(seconds=i))
     _tamper([("UPDATE rems_compliancelogentry SET outcome = 'x' WHERE seq = %s", [before[1].pk])])
 

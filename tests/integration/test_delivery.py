@@ -6,10 +6,10 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import Role, User
-from rems import tasks
-from rems.celery import app
-from rems.models import Notification
-from rems.notifications import notification_create
+from rems.config.celery import app
+from rems.interfaces.tasks import notifications as tasks
+from rems.program.models import Notification
+from rems.program.notifications import notification_create
 from tests.api.flows import enroll, record_test
 from tests.conftest import Api
 from tests.factories import UserFactory

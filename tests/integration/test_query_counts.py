@@ -8,9 +8,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from dispensing import services as dispensing
-from rems import services
-from rems.models import PregnancyTest, Program, RiskCategory
+from dispensing import dispenses, prescriptions
+from rems.program import records
+from rems.program.models import PregnancyTest, Program, RiskCategory
 from tests.factories import PatientFactory
 
 pytestmark = pytest.mark.django_db
@@ -32,9 +32,9 @@ def _frp_patient(world, old_tests):
         for i in range(old_tests)
     ])
     for ago in (timedelta(days=12), timedelta(hours=2)):
-        services.pregnancy_test_record(actor=office, patient=patient, collected_at=now - ago, result="negative",
+        records.pregnancy_test_record(actor=office, patient=patient, collected_at=now - ago, result="negative",
                                        sensitivity_miu_ml=25, now=now)
-    services.attestation_record(actor=office, patient=patient, kind="contraception", methods=["IUD", "MALE_CONDOM"],
+    records.attestation_record(actor=office, patient=patient, kind="contraception", methods=["IUD", "MALE_CONDOM"],
                                 started_on=(now - timedelta(days=40)).date(), now=now)
     return patient
 
@@ -43,11 +43,11 @@ def _decide_both(world, patient):
     ours = world["ours"]
     now = timezone.now()
     with CaptureQueriesContext(connection) as prescription_queries:
-        decision, _, prescription = dispensing.prescription_authorize(
+        decision, _, prescription = prescriptions.prescription_authorize(
             actor=ours.users["prescriber"], patient=patient, ndc=NDC, quantity=21, days_supply=28, now=now)
     assert decision.approved, decision.failed_codes
     with CaptureQueriesContext(connection) as dispense_queries:
-        decision, _, _ = dispensing.dispense_authorization_request(
+        decision, _, _ = dispenses.dispense_authorization_request(
             actor=ours.users["pharmacist"], pharmacy=ours.pharmacy,
             authorization_number=prescription.authorization_number, date_of_birth=patient.date_of_birth,
             ndc=NDC, quantity=21, days_supply=28, now=now)

@@ -10,9 +10,10 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from dispensing import services as dispensing
+from dispensing import dispenses, prescriptions, sweeps
 from dispensing.models import DispenseAuthorization, Prescription
-from rems.models import ComplianceLogEntry
+from rems.compliance_log.actions import Action
+from rems.compliance_log.models import ComplianceLogEntry
 from tests.api.flows import enroll, prescribe, request_rda
 from tests.conftest import POMALIDOMIDE_4MG, Api
 
@@ -68,7 +69,7 @@ def test_50_concurrent_dispense_confirmations_record_exactly_one_dispense(world)
     statuses = sorted(status for status, _ in results)
     assert statuses.count(200) == 1, statuses
     assert statuses.count(409) == RACERS - 1, statuses
-    assert ComplianceLogEntry.objects.filter(action="dispense.confirm").count() == 1
+    assert ComplianceLogEntry.objects.filter(action=Action.DISPENSE_AUTHORIZATION_DISPENSE).count() == 1
     assert Prescription.objects.get(authorization_number=decision["authorization_number"]).status == "dispensed"
 
 
@@ -114,7 +115,7 @@ def test_a_burst_of_wrong_birth_dates_cannot_slip_past_the_limit(world, settings
 
 @pytest.mark.parametrize("workers", [2, 4])
 def test_a_sweep_on_several_connections_expires_each_row_once_with_one_log_entry(world, workers):
-    from rems.models import Program, RiskCategory
+    from rems.program.models import Program, RiskCategory
     from tests.factories import PatientFactory
 
     program = Program.objects.get(slug="pomalidomide")
@@ -124,10 +125,10 @@ def test_a_sweep_on_several_connections_expires_each_row_once_with_one_log_entry
     for i in range(23):
         patient = PatientFactory(prescriber=ours.prescriber, program=program, risk_category=RiskCategory.FNRP_ADULT)
         at = held_at if i % 4 == 0 else issued
-        _, _, prescription = dispensing.prescription_authorize(
+        _, _, prescription = prescriptions.prescription_authorize(
             actor=ours.users["prescriber"], patient=patient, ndc=POMALIDOMIDE_4MG, quantity=21, days_supply=28, now=at)
         if i % 4 == 0:  # an RDA approved two days ago and never dispensed: it lapsed, its authorization did not
-            dispensing.dispense_authorization_request(
+            dispenses.dispense_authorization_request(
                 actor=ours.users["pharmacist"], pharmacy=ours.pharmacy,
                 authorization_number=prescription.authorization_number, date_of_birth=patient.date_of_birth,
                 ndc=POMALIDOMIDE_4MG, quantity=21, days_supply=28, now=at)
@@ -139,7 +140,7 @@ def test_a_sweep_on_several_connections_expires_each_row_once_with_one_log_entry
             return cursor.fetchone()[0]
 
     before = other_connections()
-    counts = dispensing.expire_lapsed(now=timezone.now(), batch_size=2, workers=workers)
+    counts = sweeps.expire_lapsed(now=timezone.now(), batch_size=2, workers=workers)
 
     assert counts["dispense_authorizations"] == 6 and counts["prescriptions"] == 17
     assert DispenseAuthorization.objects.filter(status="expired").count() == 6
@@ -149,9 +150,9 @@ def test_a_sweep_on_several_connections_expires_each_row_once_with_one_log_entry
         entries = ComplianceLogEntry.objects.filter(action=action)
         assert entries.count() == expected
         assert entries.values("object_id").distinct().count() == expected
-    assert dispensing.expire_lapsed(now=timezone.now(), batch_size=2, workers=workers) == {
+    assert sweeps.expire_lapsed(now=timezone.now(), batch_size=2, workers=workers) == {
         "dispense_authorizations": 0, "prescriptions": 0, "certifications": 0, "idempotency_records": 0}
-    from rems.audit import log_verify
+    from rems.compliance_log.verify import log_verify
 
     assert log_verify().ok  # entries appended from several connections at once still chain
     # every worker's connection was closed (a backend takes a moment to leave pg_stat_activity)
@@ -168,8 +169,8 @@ def test_a_prescription_decision_locks_its_patient_and_not_the_program(world):
     import psycopg
     from django.db import transaction
 
-    from rems.models import AttestationKind, Program, RiskCategory
-    from rems.services import attestation_record
+    from rems.program.models import AttestationKind, Program, RiskCategory
+    from rems.program.records import attestation_record
     from tests.factories import PatientFactory
 
     program = Program.objects.get(slug="pomalidomide")
@@ -182,7 +183,7 @@ def test_a_prescription_decision_locks_its_patient_and_not_the_program(world):
                             user=settings_dict["USER"], dbname=settings_dict["NAME"], autocommit=False)
     try:
         with transaction.atomic():
-            dispensing.prescription_authorize(actor=ours.users["prescriber"], patient=patient, ndc=POMALIDOMIDE_4MG,
+            prescriptions.prescription_authorize(actor=ours.users["prescriber"], patient=patient, ndc=POMALIDOMIDE_4MG,
                                               quantity=21, days_supply=28, now=timezone.now())
             # while the decision's transaction is open: the program's row is free, the patient's is not
             other.execute("SELECT 1 FROM rems_program WHERE id = %s FOR UPDATE NOWAIT", [program.pk])

@@ -8,10 +8,11 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts.models import Role
-from dispensing import services as dispensing
+from dispensing import dispenses, prescriptions, reminders, sweeps
 from dispensing.models import DispenseAuthorization, Prescription
-from rems import notifications, services
-from rems.models import ComplianceLogEntry, Notification, Program, RiskCategory
+from rems.compliance_log.models import ComplianceLogEntry
+from rems.program import notifications, records
+from rems.program.models import Notification, Program, RiskCategory
 from tests.factories import PatientFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -30,7 +31,7 @@ def _patient(world, category=RiskCategory.FRP_ADULT, *, started, irregular=False
 
 
 def _test(office, patient, at):
-    services.pregnancy_test_record(actor=office, patient=patient, collected_at=at, result="negative",
+    records.pregnancy_test_record(actor=office, patient=patient, collected_at=at, result="negative",
                                    sensitivity_miu_ml=25, now=at)
 
 
@@ -95,15 +96,15 @@ def test_an_undispensed_authorization_warns_the_prescriber_and_the_pharmacy_24_h
     program = Program.objects.get(slug="pomalidomide")
     patient = PatientFactory(prescriber=ours.prescriber, program=program, risk_category=RiskCategory.FNRP_ADULT)
     issued = timezone.now() - timedelta(days=29, hours=1)  # an FNRP authorization lasts 30 days
-    _, _, rx = dispensing.prescription_authorize(actor=office, patient=patient, ndc="59572-0504-21", quantity=21,
+    _, _, rx = prescriptions.prescription_authorize(actor=office, patient=patient, ndc="59572-0504-21", quantity=21,
                                                  days_supply=28, now=issued)
-    dispensing.dispense_authorization_request(
+    dispenses.dispense_authorization_request(
         actor=ours.users["pharmacist"], pharmacy=ours.pharmacy, authorization_number=rx.authorization_number,
         date_of_birth=patient.date_of_birth, ndc="59572-0504-21", quantity=21, days_supply=28,
         now=timezone.now() - timedelta(hours=1),
     )
 
-    notifications.plan_expiry_reminders(now=timezone.now())
+    reminders.plan_expiry_reminders(now=timezone.now())
 
     warned = set(Notification.objects.filter(kind="authorization_expiring", subject_id=str(rx.pk))
                  .values_list("recipient__role", flat=True))
@@ -115,10 +116,10 @@ def test_certifications_warn_30_and_7_days_before_their_end(world):
     certification = world["ours"].prescriber.certifications.get()
     end = certification.expires_at
 
-    notifications.plan_expiry_reminders(now=end - timedelta(days=31))
+    reminders.plan_expiry_reminders(now=end - timedelta(days=31))
     assert not Notification.objects.filter(subject_id=str(certification.pk)).exists()
-    notifications.plan_expiry_reminders(now=end - timedelta(days=29))
-    notifications.plan_expiry_reminders(now=end - timedelta(days=6))
+    reminders.plan_expiry_reminders(now=end - timedelta(days=29))
+    reminders.plan_expiry_reminders(now=end - timedelta(days=6))
 
     kinds = set(Notification.objects.filter(subject_id=str(certification.pk)).values_list("kind", flat=True))
     assert kinds == {"certification_expiring_30", "certification_expiring_7"}
@@ -128,7 +129,7 @@ def test_a_positive_test_alerts_every_administrator_at_once(world, office):
     admins = [world["admin_user"], UserFactory(role=Role.ADMIN)]
     patient = _patient(world, started=None)
 
-    services.pregnancy_test_record(actor=office, patient=patient, collected_at=timezone.now() - timedelta(hours=1),
+    records.pregnancy_test_record(actor=office, patient=patient, collected_at=timezone.now() - timedelta(hours=1),
                                    result="positive", sensitivity_miu_ml=25, now=timezone.now())
 
     alerts = Notification.objects.filter(kind="positive_pregnancy_test")
@@ -142,22 +143,22 @@ def test_expiries_happen_at_the_end_of_validity_with_a_log_entry(world, office):
     program = Program.objects.get(slug="pomalidomide")
     patient = PatientFactory(prescriber=ours.prescriber, program=program, risk_category=RiskCategory.FNRP_ADULT)
     issued = timezone.now() - timedelta(days=40)
-    _, _, rx = dispensing.prescription_authorize(actor=office, patient=patient, ndc="59572-0504-21", quantity=21,
+    _, _, rx = prescriptions.prescription_authorize(actor=office, patient=patient, ndc="59572-0504-21", quantity=21,
                                                  days_supply=28, now=issued)
-    _, _, rda = dispensing.dispense_authorization_request(
+    _, _, rda = dispenses.dispense_authorization_request(
         actor=ours.users["pharmacist"], pharmacy=ours.pharmacy, authorization_number=rx.authorization_number,
         date_of_birth=patient.date_of_birth, ndc="59572-0504-21", quantity=21, days_supply=28, now=issued,
     )
 
-    dispensing.expire_lapsed(now=rda.expires_at - timedelta(seconds=1))
+    sweeps.expire_lapsed(now=rda.expires_at - timedelta(seconds=1))
     assert DispenseAuthorization.objects.get(pk=rda.pk).status == "approved"
-    dispensing.expire_lapsed(now=rda.expires_at)  # 24 hours after it was approved
+    sweeps.expire_lapsed(now=rda.expires_at)  # 24 hours after it was approved
     assert DispenseAuthorization.objects.get(pk=rda.pk).status == "expired"
     assert ComplianceLogEntry.objects.filter(action="dispense_authorization.expire", object_id=str(rda.pk)).exists()
 
-    dispensing.expire_lapsed(now=rx.expires_at - timedelta(seconds=1))
+    sweeps.expire_lapsed(now=rx.expires_at - timedelta(seconds=1))
     assert Prescription.objects.get(pk=rx.pk).status == "issued"
-    dispensing.expire_lapsed(now=rx.expires_at)  # 30 days after issue for FNRP
+    sweeps.expire_lapsed(now=rx.expires_at)  # 30 days after issue for FNRP
     assert Prescription.objects.get(pk=rx.pk).status == "expired"
     assert ComplianceLogEntry.objects.filter(action="prescription.expire", prescription_id=rx.pk).exists()
 
@@ -168,25 +169,25 @@ def test_the_expiry_sweep_works_in_bounded_batches(world, office):
     for _ in range(25):
         patient = PatientFactory(prescriber=world["ours"].prescriber, program=program,
                                  risk_category=RiskCategory.FNRP_ADULT)
-        dispensing.prescription_authorize(actor=office, patient=patient, ndc="59572-0504-21", quantity=21,
+        prescriptions.prescription_authorize(actor=office, patient=patient, ndc="59572-0504-21", quantity=21,
                                           days_supply=28, now=issued)
 
     with CaptureQueriesContext(connection) as queries:
-        counts = dispensing.expire_lapsed(now=timezone.now(), batch_size=10)
+        counts = sweeps.expire_lapsed(now=timezone.now(), batch_size=10)
 
     assert counts["prescriptions"] == 25
     batch_selects = [q["sql"] for q in queries.captured_queries
                      if "SKIP LOCKED" in q["sql"] and "dispensing_prescription" in q["sql"]
                      and "LIMIT 10" in q["sql"]]
     assert len(batch_selects) >= 3  # 10 + 10 + 5, then the next sweep finds nothing
-    assert dispensing.expire_lapsed(now=timezone.now(), batch_size=10)["prescriptions"] == 0
+    assert sweeps.expire_lapsed(now=timezone.now(), batch_size=10)["prescriptions"] == 0
 
 
 @pytest.mark.parametrize("category, cadence", [(RiskCategory.MALE_ADULT, 28), (RiskCategory.FNRP_ADULT, 182)])
 def test_survey_reminders_follow_the_category_cadence(world, office, category, cadence):
     start = timezone.now() - timedelta(days=200)
     patient = _patient(world, category, started=start)
-    services.survey_record(actor=office, patient=patient, completed_at=start + timedelta(days=5), now=start + DAY * 5)
+    records.survey_record(actor=office, patient=patient, completed_at=start + timedelta(days=5), now=start + DAY * 5)
 
     _plan_daily(start, 195)
 

@@ -8,12 +8,13 @@ import pytest
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from dispensing import services as dispensing
+from dispensing import dispenses, prescriptions, sweeps
 from dispensing.models import DispenseAuthorization, Prescription
-from rems import services
-from rems.management.commands.load_program import BUNDLED
-from rems.models import Certification, ComplianceLogEntry, RiskCategory
-from rems.services import CannotCertify, CannotChangeCertification, CannotLoadProgram
+from rems.compliance_log.models import ComplianceLogEntry
+from rems.program import certifications, programs, records
+from rems.program.certifications import CannotCertify, CannotChangeCertification
+from rems.program.models import Certification, RiskCategory
+from rems.program.programs import BUNDLED, CannotLoadProgram
 from tests.factories import PatientFactory, PharmacyFactory, PrescriberFactory
 
 pytestmark = pytest.mark.django_db
@@ -22,19 +23,19 @@ NDC = "59572-0504-21"
 
 def _authorize(party, patient, now, **kwargs):
     values = {"ndc": NDC, "quantity": 21, "days_supply": 28, **kwargs}
-    return dispensing.prescription_authorize(actor=party.users["prescriber"], patient=patient, now=now, **values)
+    return prescriptions.prescription_authorize(actor=party.users["prescriber"], patient=patient, now=now, **values)
 
 
 def _rda(party, patient, prescription, now, **kwargs):
     values = {"ndc": NDC, "quantity": prescription.quantity, "days_supply": prescription.days_supply, **kwargs}
-    return dispensing.dispense_authorization_request(
+    return dispenses.dispense_authorization_request(
         actor=party.users["pharmacist"], pharmacy=party.pharmacy, authorization_number=prescription.authorization_number,
         date_of_birth=patient.date_of_birth, now=now, **values,
     )
 
 
 def _dispense(party, rda, now):
-    return dispensing.dispense_confirm(actor=party.users["pharmacist"], rda=rda, counseling_confirmed=True,
+    return dispenses.dispense_confirm(actor=party.users["pharmacist"], rda=rda, counseling_confirmed=True,
                                       medication_guide_provided=True, now=now)
 
 
@@ -42,44 +43,44 @@ def _dispense(party, rda, now):
 def test_certification_lifecycle_is_logged(program):
     now = timezone.now()
     prescriber = PrescriberFactory()
-    certification = services.certification_create(actor=None, program=program, prescriber=prescriber, now=now)
+    certification = certifications.certification_create(actor=None, program=program, prescriber=prescriber, now=now)
     assert certification.status == "active"
     assert (certification.expires_at - now).days in (730, 731)
 
-    services.certification_change_status(actor=None, certification=certification, action="suspend", reason="r", now=now)
-    services.certification_change_status(actor=None, certification=certification, action="reinstate", reason="r",
+    certifications.certification_change_status(actor=None, certification=certification, action="suspend", reason="r", now=now)
+    certifications.certification_change_status(actor=None, certification=certification, action="reinstate", reason="r",
                                          now=now)
-    services.certification_change_status(actor=None, certification=certification, action="revoke", reason="r", now=now)
+    certifications.certification_change_status(actor=None, certification=certification, action="revoke", reason="r", now=now)
 
     actions = list(ComplianceLogEntry.objects.filter(object_id=str(certification.pk)).order_by("seq")
                    .values_list("action", flat=True))
     assert actions == ["certification.create", "certification.suspend", "certification.reinstate",
                        "certification.revoke"]
     with pytest.raises(CannotChangeCertification):
-        services.certification_change_status(actor=None, certification=certification, action="reinstate", reason="r",
+        certifications.certification_change_status(actor=None, certification=certification, action="reinstate", reason="r",
                                              now=now)
     with pytest.raises(CannotCertify, match="permanent"):
-        services.certification_create(actor=None, program=program, prescriber=prescriber, now=now)
+        certifications.certification_create(actor=None, program=program, prescriber=prescriber, now=now)
 
 
 def test_a_second_live_certification_is_refused_and_an_expired_one_renewed(program):
     now = timezone.now()
     pharmacy = PharmacyFactory()
-    first = services.certification_create(actor=None, program=program, pharmacy=pharmacy, now=now - timedelta(days=400))
+    first = certifications.certification_create(actor=None, program=program, pharmacy=pharmacy, now=now - timedelta(days=400))
     assert (first.expires_at - first.certified_at).days == 365
 
-    renewed = services.certification_create(actor=None, program=program, pharmacy=pharmacy, now=now)
+    renewed = certifications.certification_create(actor=None, program=program, pharmacy=pharmacy, now=now)
 
     first.refresh_from_db()
     assert first.status == "expired" and renewed.status == "active"
     with pytest.raises(CannotCertify):
-        services.certification_create(actor=None, program=program, pharmacy=pharmacy, now=now)
+        certifications.certification_create(actor=None, program=program, pharmacy=pharmacy, now=now)
 
 
 def test_the_database_refuses_two_live_certifications(program):
     prescriber = PrescriberFactory()
     now = timezone.now()
-    services.certification_create(actor=None, program=program, prescriber=prescriber, now=now)
+    certifications.certification_create(actor=None, program=program, prescriber=prescriber, now=now)
     with pytest.raises(IntegrityError), transaction.atomic():
         Certification.objects.create(program=program, prescriber=prescriber, status="suspended", certified_at=now,
                                      expires_at=now, status_changed_at=now)
@@ -125,20 +126,20 @@ def test_the_sweep_expires_what_lapsed_and_a_rerun_changes_nothing(world, progra
     _, _, rda = _rda(ours, held, held_rx, now - timedelta(days=2))
     _, _, fresh_rx = _authorize(ours, fresh, now)
 
-    counts = dispensing.expire_lapsed(now=now)
+    counts = sweeps.expire_lapsed(now=now)
 
     assert counts == {"dispense_authorizations": 1, "prescriptions": 1, "certifications": 0, "idempotency_records": 0}
     assert Prescription.objects.get(pk=old_rx.pk).status == "expired"
     assert DispenseAuthorization.objects.get(pk=rda.pk).status == "expired"
     assert Prescription.objects.get(pk=held_rx.pk).status == "issued"  # freed: still valid
     assert Prescription.objects.get(pk=fresh_rx.pk).status == "issued"
-    assert dispensing.expire_lapsed(now=now) == {
+    assert sweeps.expire_lapsed(now=now) == {
         "dispense_authorizations": 0, "prescriptions": 0, "certifications": 0, "idempotency_records": 0}
     assert ComplianceLogEntry.objects.filter(action__endswith=".expire").count() == 2
 
 
 def test_the_sweeps_log_entries_are_those_of_the_single_row_services_and_the_chains_verify(world, program):
-    from rems.audit import log_verify
+    from rems.compliance_log.verify import log_verify
 
     ours = world["ours"]
     now = timezone.now()
@@ -150,10 +151,10 @@ def test_the_sweeps_log_entries_are_those_of_the_single_row_services_and_the_cha
         _, _, held_rx = _authorize(ours, held, now - timedelta(days=2))
         _, _, rda = _rda(ours, held, held_rx, now - timedelta(days=2))
         if path == "sweep":
-            dispensing.expire_lapsed(now=now)
+            sweeps.expire_lapsed(now=now)
         else:
-            dispensing.prescription_expire(prescription_id=old_rx.pk, now=now)
-            dispensing.rda_expire(rda_id=rda.pk, now=now)
+            prescriptions.prescription_expire(prescription_id=old_rx.pk, now=now)
+            dispenses.rda_expire(rda_id=rda.pk, now=now)
         for kind, object_id in (("prescription.expire", old_rx.pk), ("dispense_authorization.expire", rda.pk)):
             entry = ComplianceLogEntry.objects.get(action=kind, object_id=str(object_id))
             entries[(path, kind)] = entry
@@ -187,7 +188,7 @@ def test_an_approved_rda_left_on_an_expired_authorization_is_expired_too(world, 
     _, _, rda = _rda(ours, patient, prescription, now - timedelta(days=2))
     Prescription.objects.filter(pk=prescription.pk).update(status="expired")  # as if expired under the RDA's feet
 
-    assert dispensing.expire_lapsed(now=now)["dispense_authorizations"] == 1
+    assert sweeps.expire_lapsed(now=now)["dispense_authorizations"] == 1
     assert DispenseAuthorization.objects.get(pk=rda.pk).status == "expired"
     assert Prescription.objects.get(pk=prescription.pk).status == "expired"  # not reopened
     assert ComplianceLogEntry.objects.filter(action="dispense_authorization.expire", object_id=str(rda.pk)).exists()
@@ -199,7 +200,7 @@ def test_inside_a_transaction_the_sweep_uses_the_callers_connection_only(world, 
     patient = PatientFactory(prescriber=ours.prescriber, program=program, risk_category=RiskCategory.FNRP_ADULT)
     _authorize(ours, patient, now - timedelta(days=31))
     # the test runs inside a transaction: other connections would not even see this authorization
-    assert dispensing.expire_lapsed(now=now, workers=4)["prescriptions"] == 1
+    assert sweeps.expire_lapsed(now=now, workers=4)["prescriptions"] == 1
 
 
 def test_the_sweep_works_in_batches(world, program):
@@ -209,7 +210,7 @@ def test_the_sweep_works_in_batches(world, program):
         patient = PatientFactory(prescriber=ours.prescriber, program=program, risk_category=RiskCategory.FNRP_ADULT)
         _authorize(ours, patient, now - timedelta(days=31))
 
-    assert dispensing.expire_lapsed(now=now, batch_size=3)["prescriptions"] == 7
+    assert sweeps.expire_lapsed(now=now, batch_size=3)["prescriptions"] == 7
 
 
 def test_a_decision_does_not_wait_for_the_sweep(world, program):
@@ -231,9 +232,9 @@ def test_frp_second_prescription_follows_the_testing_interval(world, program):
     patient = PatientFactory(prescriber=ours.prescriber, program=program, risk_category=RiskCategory.FRP_ADULT)
     prescriber = ours.users["prescriber"]
     for ago in (timedelta(days=12), timedelta(hours=2)):
-        services.pregnancy_test_record(actor=prescriber, patient=patient, collected_at=start - ago, result="negative",
+        records.pregnancy_test_record(actor=prescriber, patient=patient, collected_at=start - ago, result="negative",
                                        sensitivity_miu_ml=25, now=start)
-    services.attestation_record(actor=prescriber, patient=patient, kind="contraception", methods=["IUD", "MALE_CONDOM"],
+    records.attestation_record(actor=prescriber, patient=patient, kind="contraception", methods=["IUD", "MALE_CONDOM"],
                                 started_on=(start - timedelta(days=40)).date(), now=start)
     _, _, first = _authorize(ours, patient, start, quantity=7, days_supply=7)
     _, _, rda = _rda(ours, patient, first, start)
@@ -245,11 +246,11 @@ def test_frp_second_prescription_follows_the_testing_interval(world, program):
             "SURVEY_COMPLETED"} <= set(decision.failed_codes)
     assert "PREGNANCY_TEST_FIRST" not in {c.code for c in decision.checks}
 
-    services.pregnancy_test_record(actor=prescriber, patient=patient, collected_at=later - timedelta(hours=3),
+    records.pregnancy_test_record(actor=prescriber, patient=patient, collected_at=later - timedelta(hours=3),
                                    result="negative", sensitivity_miu_ml=25, now=later)
-    services.attestation_record(actor=prescriber, patient=patient, kind="contraception", methods=["IUD", "MALE_CONDOM"],
+    records.attestation_record(actor=prescriber, patient=patient, kind="contraception", methods=["IUD", "MALE_CONDOM"],
                                 started_on=(start - timedelta(days=40)).date(), now=later)
-    services.survey_record(actor=prescriber, patient=patient, completed_at=later - timedelta(hours=1), now=later)
+    records.survey_record(actor=prescriber, patient=patient, completed_at=later - timedelta(hours=1), now=later)
     decision, _, second = _authorize(ours, patient, later, quantity=7, days_supply=7)
     assert decision.approved, decision.failed_codes
 
@@ -287,7 +288,7 @@ def test_reversing_the_first_dispense_resets_the_therapy_start(world, program):
     patient.refresh_from_db()
     assert patient.therapy_started_at == now
 
-    dispensing.dispense_reverse(actor=ours.users["pharmacist"], rda=rda, reason="returned to stock", now=now)
+    dispenses.dispense_reverse(actor=ours.users["pharmacist"], rda=rda, reason="returned to stock", now=now)
 
     patient.refresh_from_db()
     prescription.refresh_from_db()
@@ -304,7 +305,7 @@ def _pomalidomide():
 
 
 def test_loading_a_program_twice_changes_nothing(program):
-    _, loaded = services.program_load(actor=None, data=_pomalidomide(), now=timezone.now())
+    _, loaded = programs.program_load(actor=None, data=_pomalidomide(), now=timezone.now())
     assert loaded == []
 
 
@@ -312,7 +313,7 @@ def test_a_loaded_rule_set_never_changes(program):
     data = _pomalidomide()
     data["rule_sets"][0]["parameters"]["max_days_supply"] = 30
     with pytest.raises(CannotLoadProgram, match="never change"):
-        services.program_load(actor=None, data=data, now=timezone.now())
+        programs.program_load(actor=None, data=data, now=timezone.now())
 
 
 def test_decisions_use_the_rule_set_in_force_and_record_it(world, program):
@@ -324,7 +325,7 @@ def test_decisions_use_the_rule_set_in_force_and_record_it(world, program):
     newer["effective_at"] = (now - timedelta(days=1)).isoformat()
     newer["parameters"]["max_days_supply"] = 21
     data["rule_sets"].append(newer)
-    services.program_load(actor=None, data=data, now=now)
+    programs.program_load(actor=None, data=data, now=now)
     patient = PatientFactory(prescriber=ours.prescriber, program=program, risk_category=RiskCategory.FNRP_ADULT)
 
     old, _, _ = _authorize(ours, patient, now - timedelta(days=2), days_supply=28)
@@ -343,7 +344,7 @@ def _authorize_dry_decision(party, patient, now, **kwargs):
 
 
 def test_an_invalid_rule_set_in_force_fails_closed(world, program):
-    from rems.models import RuleSet
+    from rems.program.models import RuleSet
 
     ours = world["ours"]
     now = timezone.now()

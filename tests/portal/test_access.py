@@ -8,9 +8,11 @@ from django.test import Client
 from django.urls import get_resolver
 from django.utils import timezone
 
-from dispensing import services as dispensing
-from rems.models import AttestationKind, ComplianceLogEntry, RiskCategory
-from rems.services import attestation_record
+from dispensing import dispenses, prescriptions
+from rems.compliance_log.actions import Action
+from rems.compliance_log.models import ComplianceLogEntry
+from rems.program.models import AttestationKind, RiskCategory
+from rems.program.records import attestation_record
 from tests.conftest import POMALIDOMIDE_4MG
 from tests.factories import PatientFactory, UserFactory
 
@@ -61,9 +63,9 @@ def objects(world, program):
         patient = PatientFactory(prescriber=party.prescriber, program=program, risk_category=RiskCategory.MALE_ADULT)
         attestation_record(actor=prescriber, patient=patient, kind=AttestationKind.MALE_COUNSELING,
                            now=timezone.now())
-        _, _, prescription = dispensing.prescription_authorize(
+        _, _, prescription = prescriptions.prescription_authorize(
             actor=prescriber, patient=patient, ndc=POMALIDOMIDE_4MG, quantity=28, days_supply=28, now=timezone.now())
-        _, _, rda = dispensing.dispense_authorization_request(
+        _, _, rda = dispenses.dispense_authorization_request(
             actor=party.users["pharmacist"], pharmacy=party.pharmacy,
             authorization_number=prescription.authorization_number, date_of_birth=patient.date_of_birth,
             ndc=POMALIDOMIDE_4MG, quantity=28, days_supply=28, now=timezone.now())
@@ -119,7 +121,7 @@ def test_every_post_only_route_has_its_roles():
 @pytest.mark.parametrize("role", ROLES)
 def test_a_role_that_may_not_post_is_refused_and_nothing_is_written(world, objects, browser, role):
     from dispensing.models import DispenseAuthorization, Prescription
-    from rems.models import Attestation, PatientSurvey, PregnancyTest
+    from rems.program.models import Attestation, PatientSurvey, PregnancyTest
 
     client = browser(users(world)[role])
     models = (PregnancyTest, Attestation, PatientSurvey, Prescription, DispenseAuthorization)
@@ -137,7 +139,7 @@ def test_a_role_that_may_not_post_is_refused_and_nothing_is_written(world, objec
         assert response.status_code == 403, (name, role, response.status_code)
     assert state() == before
     assert not ComplianceLogEntry.objects.filter(seq__gt=last_seq, action__in=[
-        "pregnancy_test.record", "prescription.authorize", "prescription.cancel", "dispense.confirm",
+        "pregnancy_test.record", "prescription.authorize", "prescription.cancel", Action.DISPENSE_AUTHORIZATION_DISPENSE,
         "dispense_authorization.reverse"], actor_role=role).exists()
 
 

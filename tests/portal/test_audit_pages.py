@@ -7,9 +7,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from dispensing import services as dispensing
-from rems.models import AttestationKind, RiskCategory
-from rems.services import attestation_record
+from dispensing import dispenses, prescriptions
+from rems.compliance_log.actions import Action
+from rems.program.models import AttestationKind, RiskCategory
+from rems.program.records import attestation_record
 from tests.conftest import POMALIDOMIDE_4MG
 from tests.factories import PatientFactory
 
@@ -23,18 +24,18 @@ def decisions(world, program):
     patient = PatientFactory(prescriber=party.prescriber, program=program, risk_category=RiskCategory.MALE_ADULT)
     attestation_record(actor=party.users["prescriber"], patient=patient, kind=AttestationKind.MALE_COUNSELING,
                        now=timezone.now())
-    _, _, prescription = dispensing.prescription_authorize(
+    _, _, prescription = prescriptions.prescription_authorize(
         actor=party.users["prescriber"], patient=patient, ndc=POMALIDOMIDE_4MG, quantity=28, days_supply=28,
         now=timezone.now())
     request = {"authorization_number": prescription.authorization_number, "ndc": POMALIDOMIDE_4MG, "quantity": 28,
                "days_supply": 28}
-    dispensing.dispense_authorization_request(actor=party.users["pharmacist"], pharmacy=party.pharmacy,
+    dispenses.dispense_authorization_request(actor=party.users["pharmacist"], pharmacy=party.pharmacy,
                                               date_of_birth=patient.date_of_birth + timedelta(days=1),
                                               now=timezone.now(), **request)
-    _, _, rda = dispensing.dispense_authorization_request(
+    _, _, rda = dispenses.dispense_authorization_request(
         actor=party.users["pharmacist"], pharmacy=party.pharmacy, date_of_birth=patient.date_of_birth,
         now=timezone.now(), **request)
-    dispensing.dispense_confirm(actor=party.users["pharmacist"], rda=rda, counseling_confirmed=True,
+    dispenses.dispense_confirm(actor=party.users["pharmacist"], rda=rda, counseling_confirmed=True,
                                 medication_guide_provided=True, now=timezone.now())
     return prescription
 
@@ -65,7 +66,7 @@ def test_a_date_range_and_bad_filters(world, browser, decisions):
 def test_a_prescriptions_history_shows_who_did_what(world, browser, decisions):
     client = browser(world["auditor_user"])
     page = client.get(f"/prescriptions/{decisions.pk}/").content.decode()
-    assert page.count("dispense_authorization.request") == 2 and "dispense.confirm" in page and "PATIENT_DOB_MATCH" in page
+    assert page.count("dispense_authorization.request") == 2 and Action.DISPENSE_AUTHORIZATION_DISPENSE in page and "PATIENT_DOB_MATCH" in page
     assert world["ours"].users["pharmacist"].username in page
 
 

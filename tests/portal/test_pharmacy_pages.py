@@ -5,10 +5,11 @@ import pytest
 from django.test import override_settings
 from django.utils import timezone
 
-from dispensing import services as dispensing
+from dispensing import prescriptions
 from dispensing.models import DispenseAuthorization
-from rems.identifiers import authorization_number_display
-from rems.models import ComplianceLogEntry, RiskCategory
+from rems.compliance_log.models import ComplianceLogEntry
+from rems.core.identifiers import authorization_number_display
+from rems.program.models import RiskCategory
 from tests.conftest import POMALIDOMIDE_4MG
 from tests.factories import PatientFactory
 
@@ -21,11 +22,11 @@ DOB = "1970-03-04"
 def prescription(world, program):
     patient = PatientFactory(prescriber=world["ours"].prescriber, program=program,
                              risk_category=RiskCategory.MALE_ADULT, date_of_birth=DOB)
-    from rems.models import AttestationKind
-    from rems.services import attestation_record
+    from rems.program.models import AttestationKind
+    from rems.program.records import attestation_record
 
     attestation_record(actor=world["ours"].users["prescriber"], patient=patient, kind=AttestationKind.MALE_COUNSELING, now=timezone.now())
-    decision, _, prescription = dispensing.prescription_authorize(
+    decision, _, prescription = prescriptions.prescription_authorize(
         actor=world["ours"].users["prescriber"], patient=patient, ndc=POMALIDOMIDE_4MG, quantity=28, days_supply=28, now=timezone.now())
     assert prescription is not None, decision.checks
     return prescription
@@ -107,8 +108,8 @@ def test_the_counter_is_limited_like_the_api(world, browser, prescription):
 
 
 def test_a_suspended_pharmacy_sees_no_page_but_its_request_is_decided_and_denied(world, browser, prescription):
-    from rems.models import Certification
-    from rems.services import certification_change_status
+    from rems.program.certifications import certification_change_status
+    from rems.program.models import Certification
 
     certification = Certification.objects.get(pharmacy=world["ours"].pharmacy)
     certification_change_status(actor=None, certification=certification, action="suspend", reason="audit",

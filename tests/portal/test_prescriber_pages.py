@@ -6,7 +6,8 @@ import pytest
 from django.utils import timezone
 
 from dispensing.models import Prescription
-from rems.models import Attestation, ComplianceLogEntry, Patient, PregnancyTest
+from rems.compliance_log.models import ComplianceLogEntry
+from rems.program.models import Attestation, Patient, PregnancyTest
 from tests.conftest import POMALIDOMIDE_4MG
 
 pytestmark = pytest.mark.django_db

@@ -1,6 +1,6 @@
 """Shared builders of gate-engine facts for the unit tests (no database, no clock).
 
-Every builder returns facts that the real Pomalidomide rule set (rems/programs/pomalidomide.json) approves;
+Every builder returns facts that the real Pomalidomide rule set (rems/program/data/pomalidomide.json) approves;
 a test changes the one fact it is about with `dataclasses.replace` (see the `with_*` helpers) and looks at
 the check that fact drives.
 """
@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import rems
-from rems.gates import (
+from rems.core.gates import (
     AttestationFact,
     AuthorizationFact,
     CertificationFact,
@@ -21,13 +21,13 @@ from rems.gates import (
     DispenseRequestFact,
     PatientFact,
     PatientHistory,
+    PregnancyTestFact,
     PrescriptionFacts,
     PrescriptionRequestFact,
-    PregnancyTestFact,
     RuleSetFact,
     SurveyFact,
 )
-from rems.rules import RuleParameters
+from rems.core.rules import RuleParameters
 
 # --- Time: one fixed moment, never the clock --------------------------------------------------------------
 NOW = datetime(2026, 6, 15, 12, 0, 0, tzinfo=timezone.utc)
@@ -37,7 +37,7 @@ DAY = timedelta(days=1)
 HOUR = timedelta(hours=1)
 
 # --- The real rule set ------------------------------------------------------------------------------------
-PROGRAM_FILE = Path(rems.__file__).resolve().parent / "programs" / "pomalidomide.json"
+PROGRAM_FILE = Path(rems.__file__).resolve().parent / "program" / "data" / "pomalidomide.json"
 PROGRAM = json.loads(PROGRAM_FILE.read_text())
 _IN_FORCE = max(
     (rs for rs in PROGRAM["rule_sets"] if datetime.fromisoformat(rs["effective_at"]) <= NOW),

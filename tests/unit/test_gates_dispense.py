@@ -1,11 +1,11 @@
-"""The pharmacy dispense decision (`rems.gates.dispense_decide`) under the real Pomalidomide rule set."""
+"""The pharmacy dispense decision (`rems.core.gates.dispense_decide`) under the real Pomalidomide rule set."""
 
 from dataclasses import replace
 from datetime import date
 
 import pytest
 
-from rems.gates import RuleSetFact, dispense_decide
+from rems.core.gates import RuleSetFact, dispense_decide
 
 from .helpers import (
     ALL_CATEGORIES,

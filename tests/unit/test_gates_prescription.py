@@ -1,4 +1,4 @@
-"""The prescription decision (`rems.gates.prescription_decide`) under the real Pomalidomide rule set.
+"""The prescription decision (`rems.core.gates.prescription_decide`) under the real Pomalidomide rule set.
 
 Each rule is tested on both sides of its boundary; the facts come from `helpers`, which builds a case every
 gate approves, and each test changes only the fact it is about.
@@ -9,8 +9,8 @@ from datetime import date, timedelta
 
 import pytest
 
-from rems.gates import OpenPrescriptionFact, RuleSetFact, SurveyFact, prescription_decide
-from rems.rules import InvalidRuleSet, RuleParameters
+from rems.core.gates import OpenPrescriptionFact, RuleSetFact, SurveyFact, prescription_decide
+from rems.core.rules import InvalidRuleSet, RuleParameters
 
 from .helpers import (
     ALL_CATEGORIES,

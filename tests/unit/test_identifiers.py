@@ -5,7 +5,7 @@ from collections import defaultdict
 
 import pytest
 
-from rems.identifiers import (
+from rems.core.identifiers import (
     ALPHABET,
     DISPENSE_PREFIX,
     NUMBER_LENGTH,

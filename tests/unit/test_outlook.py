@@ -2,8 +2,8 @@
 
 from datetime import timedelta
 
-from rems import outlook
-from rems.gates import OpenPrescriptionFact, PatientHistory, SurveyFact
+from rems.core import outlook
+from rems.core.gates import OpenPrescriptionFact, PatientHistory, SurveyFact
 
 from .helpers import (
     DAY,
@@ -142,7 +142,7 @@ def test_whenever_the_list_says_ok_for_tests_and_attestation_a_prescription_now_
     next fill is possible, passes every pregnancy-test and contraception check of the decision itself."""
     from itertools import product
 
-    from rems.gates import prescription_decide
+    from rems.core.gates import prescription_decide
 
     from .helpers import therapy_prescription_facts, with_history
 

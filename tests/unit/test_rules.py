@@ -1,10 +1,10 @@
-"""Rule-set parameters (`rems.rules.RuleParameters`): loading, validation and derived values."""
+"""Rule-set parameters (`rems.core.rules.RuleParameters`): loading, validation and derived values."""
 
 from dataclasses import FrozenInstanceError, fields
 
 import pytest
 
-from rems.rules import RISK_CATEGORIES, InvalidRuleSet, RuleParameters
+from rems.core.rules import RISK_CATEGORIES, InvalidRuleSet, RuleParameters
 
 from .helpers import PARAMS, PROGRAM, raw_parameters
 

@@ -1,0 +1,310 @@
+"""Settings, read from the environment.
+
+`REMS_ENV` chooses the mode:
+- `production` (the default): DEBUG off, a `SECRET_KEY` and `ALLOWED_HOSTS` must be given, cookies are
+  HTTPS-only. Nothing falls back to a development value.
+- `development`: DEBUG on, a fixed development key, localhost only; every response carries
+  `X-REMS-Environment: development` and the log says so at start-up.
+- `test`: like development but quiet and with fast password hashing.
+"""
+
+import os
+import sys
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+REMS_ENV = os.environ.get("REMS_ENV", "production").strip().lower()
+if REMS_ENV not in {"production", "development", "test"}:
+    raise ImproperlyConfigured(f"REMS_ENV must be production, development or test, not {REMS_ENV!r}")
+PRODUCTION = REMS_ENV == "production"
+
+
+def _env_list(name, default=""):
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def _env_bool(name, default):
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+if PRODUCTION:
+    try:
+        SECRET_KEY = os.environ["SECRET_KEY"]
+    except KeyError:
+        raise ImproperlyConfigured("SECRET_KEY must be set in production (REMS_ENV=production).") from None
+    if len(SECRET_KEY) < 50:
+        raise ImproperlyConfigured("SECRET_KEY must be at least 50 characters long.")
+    ALLOWED_HOSTS = _env_list("ALLOWED_HOSTS")
+    if not ALLOWED_HOSTS:
+        raise ImproperlyConfigured("ALLOWED_HOSTS must be set in production (comma-separated host names).")
+    DEBUG = False
+else:
+    SECRET_KEY = os.environ.get("SECRET_KEY", "development-only-key-never-use-in-production-" + "x" * 20)
+    ALLOWED_HOSTS = _env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
+    DEBUG = _env_bool("DEBUG", False)
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    # The domain, lowest first: users and keys; the program's records (label `rems`); prescriptions and dispenses.
+    "accounts",
+    "rems.program",
+    "dispensing",
+    # The interfaces: the admin site's registrations, Celery tasks and commands; the web portal.
+    "rems.interfaces",
+    "rems.interfaces.portal",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "rems.config.middleware.RequestIdMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "rems.config.middleware.UserTimeZoneMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "rems.config.middleware.ContentSecurityPolicyMiddleware",
+]
+
+ROOT_URLCONF = "rems.config.urls"
+WSGI_APPLICATION = "rems.config.wsgi.application"
+AUTH_USER_MODEL = "accounts.User"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+_LOCAL_DIR = Path(os.environ.get("REMS_LOCAL_DIR", BASE_DIR / ".local"))
+# In development, with no DATABASE_URL, a command run beside `make run` finds the embedded server it started.
+_EMBEDDED_URL_FILE = _LOCAL_DIR / "database-url"
+DATABASE_URL = os.environ.get("DATABASE_URL") or (
+    _EMBEDDED_URL_FILE.read_text().strip()
+    if REMS_ENV == "development" and _EMBEDDED_URL_FILE.exists()
+    else "postgresql://postgres@127.0.0.1:5432/rems"
+)
+DATABASES = {
+    "default": dj_database_url.parse(
+        DATABASE_URL,
+        conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "60")),
+        conn_health_checks=True,
+    )
+}
+DATABASES["default"].setdefault("OPTIONS", {})
+# A decision that cannot reach the database in time is refused, not left hanging.
+DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", 5)
+DATABASES["default"]["TEST"] = {"NAME": os.environ.get("TEST_DATABASE_NAME", "test_rems")}
+# DATABASE_ROLE: the role the application acts as once connected (SET ROLE), e.g. rems_app, which may only read
+# and append the compliance log. Migrations run without it, as the tables' owner.
+DATABASE_ROLE = os.environ.get("DATABASE_ROLE", "").strip()
+if DATABASE_ROLE:
+    if not DATABASE_ROLE.replace("_", "").isalnum():
+        raise ImproperlyConfigured("DATABASE_ROLE must be a plain role name.")
+    DATABASES["default"]["OPTIONS"]["options"] = f"-c role={DATABASE_ROLE}"
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+if REMS_ENV == "test":
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+LANGUAGE_CODE = "en-us"
+# Every rule window is computed in UTC; dates typed by people (birth dates, start dates) are calendar dates.
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+# Collected for production only; elsewhere WhiteNoise serves the apps' static files straight from their folders.
+STATIC_ROOT = BASE_DIR / "staticfiles" if PRODUCTION else None
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            if PRODUCTION
+            else "django.contrib.staticfiles.storage.StaticFilesStorage"
+        )
+    },
+}
+WHITENOISE_USE_FINDERS = not PRODUCTION
+
+# --- Security -------------------------------------------------------------------------------------------
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+# Browser sessions of the portal: a counter or a practice workstation is shared, so a session lasts a working day
+# at most and ends when the browser closes.
+SESSION_COOKIE_AGE = int(os.environ.get("SESSION_COOKIE_AGE", str(8 * 3600)))
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_HTTPONLY = True
+LOGIN_URL = "portal:login"
+LOGIN_REDIRECT_URL = "portal:home"
+# Every HTML page may load scripts, styles and images from this service only, and no inline script or style.
+# The API's interactive documentation (Swagger UI) needs inline code and is the one exception.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+CONTENT_SECURITY_POLICY_EXEMPT = ("/api/v1/docs/",)
+if PRODUCTION:
+    SECURE_SSL_REDIRECT = _env_bool("SECURE_SSL_REDIRECT", True)
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", str(365 * 24 * 3600)))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    CSRF_TRUSTED_ORIGINS = _env_list("CSRF_TRUSTED_ORIGINS")
+
+# --- Celery ---------------------------------------------------------------------------------------------
+# With no REDIS_URL the broker is kombu's filesystem transport under LOCAL_STATE_DIR, so that the
+# development service needs no server set up by hand. Tests and production give a Redis URL.
+LOCAL_STATE_DIR = _LOCAL_DIR
+REDIS_URL = os.environ.get("REDIS_URL", "")
+if REDIS_URL:
+    CELERY_BROKER_URL = REDIS_URL
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+else:
+    _broker_dir = LOCAL_STATE_DIR / "broker"
+    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir / "queue"),
+        "data_folder_out": str(_broker_dir / "queue"),
+        "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
+        "store_processed": False,
+    }
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = "UTC"
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Publishing must never hang a request: a broker outage is noticed within a second or two.
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_BEAT_SCHEDULE_FILENAME = str(LOCAL_STATE_DIR / "celerybeat-schedule")
+
+# --- REST framework -------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rems.interfaces.api.authentication.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PAGINATION_CLASS": "rems.interfaces.api.pagination.CursorPagination",
+    "PAGE_SIZE": 50,
+    "EXCEPTION_HANDLER": "rems.interfaces.api.problems.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+    # ASCII-escaped JSON: an error message that repeats a lone surrogate from the input cannot break rendering.
+    "UNICODE_JSON": False,
+}
+# A missing trailing slash is a 404 problem, not a redirect that loses the body of a POST.
+APPEND_SLASH = False
+SPECTACULAR_SETTINGS = {
+    "TITLE": "REMS dispensing compliance service",
+    "DESCRIPTION": (
+        "Gates every prescription authorization and pharmacy dispense authorization of a REMS program. "
+        "Authenticate with `Authorization: Token <key>`. Errors are application/problem+json."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- Logging --------------------------------------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "stream": sys.stderr}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING" if REMS_ENV == "test" else "INFO")},
+    "loggers": {"django.request": {"level": "ERROR"}},
+}
+CSRF_FAILURE_VIEW = "rems.config.handlers.csrf_failure"
+
+# --- Periodic tasks: the one place where their schedule lives (see docs/operations.md) ------------------
+CELERY_BEAT_SCHEDULE = {
+    "expire-lapsed": {"task": "dispensing.expire_lapsed", "schedule": 60.0},
+    "deliver-due-notifications": {"task": "rems.deliver_due", "schedule": 60.0},
+    "plan-reminders": {"task": "rems.plan_reminders", "schedule": 300.0},
+}
+# The expiry sweep works on this many database connections at once (its batches never share a row).
+REMS_SWEEP_WORKERS = int(os.environ.get("REMS_SWEEP_WORKERS", "2"))
+# Alerts (a positive pregnancy test) go to their own queue, so that reminders never hold them up.
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("REMS_QUEUE", "celery")
+REMS_ALERTS_QUEUE = os.environ.get("REMS_ALERTS_QUEUE", "alerts")
+
+# --- Email ----------------------------------------------------------------------------------------------
+# Production: SMTP (EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, EMAIL_USE_TLS).
+# Development: files under .local/mail, one per message. EMAIL_BACKEND overrides either.
+EMAIL_BACKEND = os.environ.get(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend" if PRODUCTION else "django.core.mail.backends.filebased.EmailBackend",
+)
+EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", str(LOCAL_STATE_DIR / "mail"))
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = _env_bool("EMAIL_USE_TLS", PRODUCTION)
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "REMS service <rems@localhost>")
+
+# --- Guessing and logins ------------------------------------------------------------------------------------
+# Dispense-authorization requests per minute, per API key and per pharmacy (counted in the database, shared by
+# every process). Failed matches from one pharmacy before its further attempts are refused until a program
+# administrator clears them: wrong birth dates for one authorization number, and unknown authorization numbers
+# within 24 hours. Browser and admin-site logins: failures before a lockout, and its length.
+REMS_DISPENSE_RATE_PER_KEY = int(os.environ.get("REMS_DISPENSE_RATE_PER_KEY", "60"))
+REMS_DISPENSE_RATE_PER_PHARMACY = int(os.environ.get("REMS_DISPENSE_RATE_PER_PHARMACY", "300"))
+REMS_BIRTH_DATE_FAILURES = int(os.environ.get("REMS_BIRTH_DATE_FAILURES", "3"))
+REMS_UNKNOWN_NUMBER_FAILURES = int(os.environ.get("REMS_UNKNOWN_NUMBER_FAILURES", "10"))
+REMS_LOGIN_FAILURES = int(os.environ.get("REMS_LOGIN_FAILURES", "5"))
+REMS_LOGIN_LOCKOUT_MINUTES = int(os.environ.get("REMS_LOGIN_LOCKOUT_MINUTES", "15"))
+AUTHENTICATION_BACKENDS = ["accounts.backends.LockoutModelBackend"]

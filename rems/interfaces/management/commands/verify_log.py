@@ -1,0 +1,42 @@
+import json
+from dataclasses import asdict
+from datetime import datetime
+
+from django.core.management.base import BaseCommand, CommandError
+
+from rems.compliance_log.verify import log_verify
+
+
+def _moment(text):
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise CommandError(f"Not an RFC 3339 time: {text!r}") from None
+    if moment.tzinfo is None:
+        raise CommandError(f"Give {text!r} with its offset, e.g. 2026-11-01T00:00:00Z.")
+    return moment
+
+
+class Command(BaseCommand):
+    help = ("Verify the compliance log's hash chains, whole or for a time range; report the first broken entry. "
+            "Exits 1 when the chain is broken.")
+
+    def add_arguments(self, parser):
+        parser.add_argument("--since", type=_moment, help="first time to verify (inclusive), RFC 3339")
+        parser.add_argument("--until", type=_moment, help="time to verify up to (exclusive), RFC 3339")
+        parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    def handle(self, *args, since=None, until=None, **options):
+        result = log_verify(since=since, until=until)
+        if options["json"]:
+            self.stdout.write(json.dumps(asdict(result)))
+        elif result.ok:
+            self.stdout.write(f"ok: {result.entries_checked} entries in {result.chains} chains verified")
+        else:
+            b = result.first_break
+            self.stdout.write(
+                f"BROKEN at entry {b.id} (seq {b.seq}, {b.occurred_at}, chain {b.chain} index {b.chain_index}): "
+                f"{b.reason}; {result.entries_checked} entries checked"
+            )
+        if not result.ok:
+            raise SystemExit(1)

@@ -1,0 +1,239 @@
+"""The portal's forms. They check the shape of what was typed; the rules are checked by the same services as
+the API's, which raise a refusal the page shows next to the form."""
+
+from datetime import date, datetime, time, timedelta
+
+from django import forms
+from django.utils import timezone
+
+from rems.core.identifiers import DISPENSE_PREFIX, PRESCRIPTION_PREFIX, MalformedIdentifier, authorization_number_parse
+from rems.program.models import ContraceptionMethod, Product, Program, RiskCategory, TestResult
+from rems.program.validation import InvalidValue, contraception_attestation_check
+
+DATE = forms.DateInput(attrs={"type": "date"})
+DATETIME = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
+DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"]
+EARLIEST, LATEST = date(1900, 1, 1), date(2199, 12, 31)
+
+
+class DayField(forms.DateField):
+    """A calendar date within reason: a year like 0001 or 9999 is a typing error, and would overflow the
+    arithmetic that turns days into instants."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("widget", DATE)
+        super().__init__(**kwargs)
+
+    def clean(self, value):
+        day = super().clean(value)
+        if day is not None and not EARLIEST <= day <= LATEST:
+            raise forms.ValidationError(f"Give a date between {EARLIEST} and {LATEST}.", code="out_of_range")
+        return day
+
+
+class MomentField(forms.DateTimeField):
+    """A date and time typed in the user's zone, within reason."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("widget", DATETIME)
+        kwargs.setdefault("input_formats", DATETIME_FORMATS)
+        super().__init__(**kwargs)
+
+    def clean(self, value):
+        moment = super().clean(value)
+        if moment is not None and not EARLIEST <= moment.date() <= LATEST:
+            raise forms.ValidationError(f"Give a date between {EARLIEST} and {LATEST}.", code="out_of_range")
+        return moment
+
+
+class AuthorizationNumberField(forms.CharField):
+    """A number read off paper: malformed or mistyped (the check character) is an error before any lookup."""
+
+    def __init__(self, *, prefix, kind, **kwargs):
+        self.prefix, self.kind = prefix, kind
+        kwargs.setdefault("max_length", 40)
+        super().__init__(**kwargs)
+        self.widget.attrs.update({
+            "autocomplete": "off", "autocapitalize": "characters", "spellcheck": "false",
+            "data-number-prefix": prefix, "data-number-kind": kind, "class": "number-input",
+        })
+
+    def clean(self, value):
+        value = super().clean(value)
+        try:
+            return authorization_number_parse(value, prefix=self.prefix, kind=self.kind)
+        except MalformedIdentifier as exc:
+            raise forms.ValidationError(str(exc), code="malformed") from None
+
+
+def _products(program=None):
+    products = Product.objects.select_related("program").order_by("program__slug", "strength_mg")
+    if program is not None:
+        products = products.filter(program=program)
+    return [(p.ndc, f"{p.name} ({p.ndc})") for p in products]
+
+
+class EnrollForm(forms.Form):
+    program = forms.ModelChoiceField(Program.objects.order_by("slug"), to_field_name="slug", empty_label=None)
+    first_name = forms.CharField(max_length=80, widget=forms.TextInput(attrs={"autocomplete": "off"}))
+    last_name = forms.CharField(max_length=80, widget=forms.TextInput(attrs={"autocomplete": "off"}))
+    date_of_birth = DayField()
+    risk_category = forms.ChoiceField(choices=RiskCategory.choices)
+    agreement_signed_on = DayField(label="Patient-Prescriber Agreement signed on")
+    irregular_cycles = forms.BooleanField(
+        required=False, label="Irregular menstrual cycles (pregnancy tests every 2 weeks instead of 4)")
+
+
+class PregnancyTestForm(forms.Form):
+    collected_at = MomentField(label="Collected at")
+    result = forms.ChoiceField(choices=TestResult.choices, widget=forms.RadioSelect)
+    sensitivity_miu_ml = forms.IntegerField(min_value=1, max_value=10000, initial=25,
+                                            label="Sensitivity (mIU/mL)")
+
+
+class ContraceptionForm(forms.Form):
+    methods = forms.MultipleChoiceField(choices=ContraceptionMethod.choices, required=False,
+                                        widget=forms.CheckboxSelectMultiple)
+    abstinence = forms.BooleanField(required=False,
+                                    label="Commits to continuous abstinence from heterosexual contact instead")
+    started_on = DayField(label="Contraception (or abstinence) started on")
+
+    def clean(self):
+        data = super().clean()
+        if "started_on" not in data:
+            return data  # the field's own error says what is missing
+        # The service applies the same check; here it is shown on the form.
+        try:
+            contraception_attestation_check(methods=data.get("methods") or [], abstinence=data.get("abstinence"),
+                                            started_on=data["started_on"])
+        except InvalidValue as exc:
+            raise forms.ValidationError(exc.message, code=exc.code) from None
+        return data
+
+
+class SurveyForm(forms.Form):
+    completed_at = MomentField(label="Survey completed at")
+
+
+class AuthorizeForm(forms.Form):
+    ndc = forms.ChoiceField(label="Product")
+    quantity = forms.IntegerField(min_value=1, max_value=100000, label="Quantity (capsules)")
+    days_supply = forms.IntegerField(min_value=1, max_value=3650, label="Days' supply")
+
+    def __init__(self, *args, program=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["ndc"].choices = _products(program)
+
+
+class CounterForm(forms.Form):
+    authorization_number = AuthorizationNumberField(
+        prefix=PRESCRIPTION_PREFIX, kind="prescription authorization",
+        label="Prescription authorization number", help_text="12 characters, starting with P, as on the prescription.")
+    patient_date_of_birth = DayField(label="Patient's date of birth")
+    ndc = forms.ChoiceField(label="Product")
+    quantity = forms.IntegerField(min_value=1, max_value=100000, label="Quantity (capsules)")
+    days_supply = forms.IntegerField(min_value=1, max_value=3650, label="Days' supply")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["ndc"].choices = _products()
+
+
+COUNSELING_POINTS = [
+    ("counsel_birth_defects", "The risk of severe birth defects, and that no one else may take this medicine"),
+    ("counsel_contraception", "Contraception and pregnancy testing (females) or condom use (males), as required"),
+    ("counsel_donation", "No blood donation (and no sperm donation for males) during therapy and after"),
+    ("counsel_return", "Unused capsules go back to the pharmacy or the manufacturer, never shared"),
+]
+
+
+class DispenseForm(forms.Form):
+    """The counter's last step: every counseling point was covered, and the Medication Guide was handed over."""
+
+    medication_guide_provided = forms.BooleanField(required=True, label="The Medication Guide was given to the patient")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name, label in COUNSELING_POINTS:
+            self.fields[name] = forms.BooleanField(required=True, label=label)
+        self.order_fields([name for name, _ in COUNSELING_POINTS] + ["medication_guide_provided"])
+
+    def counseling_confirmed(self):
+        return all(self.cleaned_data.get(name) for name, _ in COUNSELING_POINTS)
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(max_length=500, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class PatientSearchForm(forms.Form):
+    q = forms.CharField(required=False, max_length=80, label="Find a patient by name")
+
+
+class RdaLookupForm(forms.Form):
+    rda_number = AuthorizationNumberField(prefix=DISPENSE_PREFIX, kind="dispense authorization",
+                                          label="RDA number")
+
+
+class AuditSearchForm(forms.Form):
+    """The API's compliance-log filters, with dates instead of instants (a day starts at midnight where the user
+    is)."""
+
+    action = forms.CharField(required=False, max_length=60)
+    outcome = forms.CharField(required=False, max_length=20)
+    failed_check = forms.RegexField(r"^[A-Z_]{1,60}$", required=False, label="Failed check code")
+    check_code = forms.RegexField(r"^[A-Z_]{1,60}$", required=False, label="Evaluated check code")
+    program = forms.CharField(required=False, max_length=40)
+    patient = forms.UUIDField(required=False, label="Patient id")
+    prescriber = forms.UUIDField(required=False, label="Prescriber id")
+    pharmacy = forms.UUIDField(required=False, label="Pharmacy id")
+    prescription = forms.UUIDField(required=False, label="Prescription id")
+    occurred_from = DayField(required=False, label="From (inclusive)")
+    occurred_to = DayField(required=False, label="To (inclusive)")
+
+    def filters(self):
+        """The filters as the log's `entries_filter` takes them (a day starts at midnight where the user is)."""
+        values = {name: value for name, value in self.cleaned_data.items()
+                  if value not in (None, "") and name not in ("occurred_from", "occurred_to")}
+        if self.cleaned_data.get("occurred_from"):
+            values["occurred_after"] = _midnight(self.cleaned_data["occurred_from"])
+        if self.cleaned_data.get("occurred_to"):
+            values["occurred_before"] = _midnight(self.cleaned_data["occurred_to"], days=1)
+        return values
+
+    def api_filters(self):
+        """The same filters as query parameters of the API (for the CSV export's link)."""
+        params = {}
+        for name, value in self.cleaned_data.items():
+            if value in (None, ""):
+                continue
+            if name == "occurred_from":
+                params["occurred_after"] = _midnight(value).isoformat()
+            elif name == "occurred_to":
+                params["occurred_before"] = _midnight(value, days=1).isoformat()
+            else:
+                params[name] = str(value)
+        return params
+
+
+def _midnight(day, days=0):
+    return timezone.make_aware(datetime.combine(day + timedelta(days=days), time.min))
+
+
+class ReportForm(forms.Form):
+    period = forms.ChoiceField(choices=[(p, p.capitalize()) for p in ("day", "week", "month", "quarter", "year")],
+                               initial="month", required=False)
+    occurred_from = DayField(required=False, label="From (inclusive)")
+    occurred_to = DayField(required=False, label="To (inclusive)")
+    program = forms.CharField(required=False, max_length=40)
+    pharmacy = forms.UUIDField(required=False, label="Pharmacy id")
+
+    def report_args(self):
+        data = self.cleaned_data
+        return {
+            "period": data.get("period") or "month",
+            "since": _midnight(data["occurred_from"]) if data.get("occurred_from") else None,
+            "until": _midnight(data["occurred_to"], days=1) if data.get("occurred_to") else None,
+            "program": data.get("program") or None,
+            "pharmacy": str(data["pharmacy"]) if data.get("pharmacy") else None,
+        }

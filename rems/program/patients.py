@@ -1,0 +1,119 @@
+"""Patients' enrollment in a program: enrolling, a new risk category with a new agreement, suspension and
+reinstatement. Each is one transaction with its compliance-log entry."""
+
+from django.db import IntegrityError, transaction
+
+from rems.compliance_log.actions import ENROLLMENT_CHANGES, Action
+from rems.compliance_log.writer import log_entry_write
+from rems.core.errors import ActionRefused
+
+from .models import Patient, Status
+from .selectors import certification_is_active
+from .validation import CLOCK_SKEW, InvalidValue, plausible_date_check
+
+
+class CannotEnroll(ActionRefused):
+    pass
+
+
+class AlreadyEnrolled(CannotEnroll):
+    """One person has one live enrollment per program."""
+
+    code = "already_enrolled"
+
+
+class CannotChangeEnrollment(ActionRefused):
+    pass
+
+
+def _agreement_date_check(agreement_signed_on, now, *, date_of_birth=None):
+    if agreement_signed_on > (now + CLOCK_SKEW).date():
+        raise InvalidValue("The agreement cannot be signed in the future.", field="agreement_signed_on")
+    if date_of_birth and agreement_signed_on < date_of_birth:
+        raise InvalidValue("The agreement cannot be signed before the patient's birth.", field="agreement_signed_on")
+
+
+@transaction.atomic
+def patient_enroll(
+    *, actor, prescriber, program, first_name, last_name, date_of_birth, risk_category, agreement_signed_on,
+    irregular_cycles, now,
+):
+    if date_of_birth > now.date():
+        raise InvalidValue("The date of birth cannot be in the future.", field="date_of_birth")
+    plausible_date_check(date_of_birth, "The date of birth", field="date_of_birth")
+    _agreement_date_check(agreement_signed_on, now, date_of_birth=date_of_birth)
+    # Patients are enrolled by a certified prescriber.
+    if not certification_is_active(program_id=program.pk, prescriber_id=prescriber.pk, now=now):
+        raise CannotEnroll(
+            f"The prescriber is not actively certified in {program.slug}; only a certified prescriber enrolls patients.",
+            code="prescriber_not_certified",
+        )
+    try:
+        with transaction.atomic():
+            patient = Patient.objects.create(
+                program=program, prescriber=prescriber, first_name=first_name.strip(), last_name=last_name.strip(),
+                date_of_birth=date_of_birth, risk_category=risk_category, agreement_signed_on=agreement_signed_on,
+                irregular_cycles=irregular_cycles, status=Status.ACTIVE, enrolled_at=now, status_changed_at=now,
+            )
+    except IntegrityError:
+        raise AlreadyEnrolled(
+            f"A patient with this name and date of birth is already enrolled in {program.slug}; one person has one "
+            "enrollment. Ask the program administrator to transfer it if the patient changed prescriber.",
+        ) from None
+    log_entry_write(
+        actor=actor, action=Action.PATIENT_ENROLL, outcome=Status.ACTIVE, object_type="patient", object_id=patient.pk,
+        program=program.slug, patient_id=patient.pk, prescriber_id=prescriber.pk, now=now,
+        detail={"risk_category": risk_category, "agreement_signed_on": agreement_signed_on.isoformat()},
+    )
+    return patient
+
+
+@transaction.atomic
+def patient_change_risk_category(*, actor, patient, risk_category, agreement_signed_on, irregular_cycles, reason,
+                                 now):
+    """A new risk category needs a new Patient-Prescriber Agreement, signed no earlier than the current one, and
+    the prescriber's reason (for example the basis for "not of reproductive potential"), which is logged."""
+    patient = Patient.objects.select_for_update(no_key=True).get(pk=patient.pk)
+    _agreement_date_check(agreement_signed_on, now, date_of_birth=patient.date_of_birth)
+    if agreement_signed_on < patient.agreement_signed_on:
+        raise InvalidValue("The new agreement cannot be older than the one on file.", field="agreement_signed_on")
+    before = {"risk_category": patient.risk_category, "agreement_signed_on": patient.agreement_signed_on.isoformat()}
+    patient.risk_category = risk_category
+    patient.agreement_signed_on = agreement_signed_on
+    if irregular_cycles is not None:
+        patient.irregular_cycles = irregular_cycles
+    patient.save(update_fields=["risk_category", "agreement_signed_on", "irregular_cycles"])
+    log_entry_write(
+        actor=actor, action=Action.PATIENT_CHANGE_RISK_CATEGORY, outcome="changed", object_type="patient",
+        object_id=patient.pk, program=patient.program.slug, patient_id=patient.pk,
+        prescriber_id=patient.prescriber_id, now=now,
+        detail={"reason": reason, "before": before, "after": {"risk_category": risk_category,
+                                            "agreement_signed_on": agreement_signed_on.isoformat(),
+                                            "irregular_cycles": patient.irregular_cycles}},
+    )
+    return patient
+
+
+_PAST = {"suspend": "suspended", "reinstate": "reinstated"}
+_TRANSITIONS = {
+    "suspend": ([Status.ACTIVE], Status.SUSPENDED),
+    "reinstate": ([Status.SUSPENDED], Status.ACTIVE),
+}
+ENROLLMENT_ACTIONS = tuple(_TRANSITIONS)
+
+
+@transaction.atomic
+def patient_change_status(*, actor, patient, action, reason, now):
+    from_statuses, to_status = _TRANSITIONS[action]
+    changed = Patient.objects.filter(pk=patient.pk, status__in=from_statuses).update(
+        status=to_status, status_reason=reason, status_changed_at=now
+    )
+    patient.refresh_from_db()
+    if not changed:
+        raise CannotChangeEnrollment(f"A {patient.status} enrollment cannot be {_PAST[action]}.")
+    log_entry_write(
+        actor=actor, action=ENROLLMENT_CHANGES[action], outcome=to_status, object_type="patient", object_id=patient.pk,
+        program=patient.program.slug, patient_id=patient.pk, prescriber_id=patient.prescriber_id, now=now,
+        detail={"reason": reason},
+    )
+    return patient

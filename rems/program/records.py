@@ -1,0 +1,126 @@
+"""What the prescriber's office records about a patient: pregnancy tests (a positive one suspends the enrollment
+and opens a pregnancy report at once), contraception and counseling attestations, and patient surveys."""
+
+from django.db import transaction
+
+from rems.compliance_log.actions import Action
+from rems.compliance_log.writer import log_entry_write
+from rems.core.errors import ActionRefused
+
+from .models import (
+    Attestation,
+    AttestationKind,
+    Patient,
+    PatientSurvey,
+    PregnancyReport,
+    PregnancyTest,
+    RiskCategory,
+    Status,
+    TestResult,
+)
+from .notifications import positive_test_alert
+from .validation import (
+    CLOCK_SKEW,
+    InvalidValue,
+    contraception_attestation_check,
+    male_counseling_attestation_check,
+    not_in_future_check,
+    plausible_date_check,
+)
+
+MALE_CATEGORIES = {RiskCategory.MALE_ADULT, RiskCategory.MALE_CHILD}
+REPRODUCTIVE_CATEGORIES = {RiskCategory.FRP_ADULT, RiskCategory.FRP_CHILD}
+
+
+class CannotRecord(ActionRefused):
+    pass
+
+
+@transaction.atomic
+def pregnancy_test_record(*, actor, patient, collected_at, result, sensitivity_miu_ml, now):
+    not_in_future_check(collected_at, now, "The collection time", field="collected_at")
+    if patient.risk_category in MALE_CATEGORIES:
+        raise CannotRecord("Pregnancy tests are not recorded for a male patient.", code="not_applicable")
+    if collected_at.date() < patient.date_of_birth:
+        raise InvalidValue("The collection time is before the patient's birth.", field="collected_at")
+    # Serialises with dispense confirmations, which lock the same patient row first.
+    patient = Patient.objects.select_for_update(no_key=True).get(pk=patient.pk)
+    test = PregnancyTest.objects.create(
+        patient=patient, collected_at=collected_at, result=result, sensitivity_miu_ml=sensitivity_miu_ml,
+        recorded_at=now, recorded_by=actor,
+    )
+    log_entry_write(
+        actor=actor, action=Action.PREGNANCY_TEST_RECORD, outcome=result, object_type="pregnancy_test",
+        object_id=test.pk, program=patient.program.slug, patient_id=patient.pk, prescriber_id=patient.prescriber_id,
+        now=now, detail={"collected_at": collected_at.isoformat(), "sensitivity_miu_ml": sensitivity_miu_ml},
+    )
+    if result == TestResult.POSITIVE:
+        _positive_test_suspend(actor=actor, patient=patient, test=test, now=now)
+    return test
+
+
+def _positive_test_suspend(*, actor, patient, test, now):
+    """A positive pregnancy test suspends the enrollment at once and opens a pregnancy report."""
+    reason = f"positive pregnancy test collected {test.collected_at.date().isoformat()}"
+    changed = Patient.objects.filter(pk=patient.pk, status__in=[Status.ACTIVE, Status.PENDING]).update(
+        status=Status.SUSPENDED, status_reason=reason, status_changed_at=now
+    )
+    if changed:
+        log_entry_write(
+            actor=actor, action=Action.PATIENT_SUSPEND, outcome=Status.SUSPENDED, object_type="patient",
+            object_id=patient.pk, program=patient.program.slug, patient_id=patient.pk,
+            prescriber_id=patient.prescriber_id, now=now, detail={"reason": reason, "pregnancy_test": str(test.pk)},
+        )
+    report = PregnancyReport.objects.create(patient=patient, pregnancy_test=test, opened_at=now)
+    positive_test_alert(patient=patient, test=test, report=report, now=now)
+    log_entry_write(
+        actor=actor, action=Action.PREGNANCY_REPORT_OPEN, outcome="opened", object_type="pregnancy_report",
+        object_id=report.pk, program=patient.program.slug, patient_id=patient.pk,
+        prescriber_id=patient.prescriber_id, now=now, detail={"pregnancy_test": str(test.pk)},
+    )
+    return report
+
+
+@transaction.atomic
+def attestation_record(*, actor, patient, kind, now, methods=(), abstinence=False, started_on=None):
+    """Contraception (a female of reproductive potential) or condom counseling (a male), attested by the
+    prescriber for the next prescription."""
+    if kind == AttestationKind.CONTRACEPTION:
+        if patient.risk_category not in REPRODUCTIVE_CATEGORIES:
+            raise CannotRecord(
+                "Contraception is attested for females of reproductive potential only.", code="not_applicable"
+            )
+        contraception_attestation_check(methods=methods, abstinence=abstinence, started_on=started_on)
+        if started_on > (now + CLOCK_SKEW).date():
+            raise InvalidValue("The date contraception started cannot be in the future.", field="started_on")
+        plausible_date_check(started_on, "The date contraception started", field="started_on")
+    elif kind == AttestationKind.MALE_COUNSELING:
+        if patient.risk_category not in MALE_CATEGORIES:
+            raise CannotRecord("Condom counseling is attested for male patients only.", code="not_applicable")
+        male_counseling_attestation_check(methods=methods, abstinence=abstinence, started_on=started_on)
+    else:
+        raise InvalidValue(f"Unknown attestation kind {kind!r}.", field="kind")
+    attestation = Attestation.objects.create(
+        patient=patient, kind=kind, methods=list(methods), abstinence=abstinence, started_on=started_on,
+        attested_at=now, attested_by=actor,
+    )
+    log_entry_write(
+        actor=actor, action=Action.ATTESTATION_RECORD, outcome="recorded", object_type="attestation",
+        object_id=attestation.pk, program=patient.program.slug, patient_id=patient.pk,
+        prescriber_id=patient.prescriber_id, now=now,
+        detail={"kind": kind, "methods": list(methods), "abstinence": abstinence,
+                "started_on": started_on.isoformat() if started_on else None},
+    )
+    return attestation
+
+
+@transaction.atomic
+def survey_record(*, actor, patient, completed_at, now):
+    not_in_future_check(completed_at, now, "The completion time", field="completed_at")
+    survey = PatientSurvey.objects.create(patient=patient, completed_at=completed_at, recorded_at=now, recorded_by=actor)
+    log_entry_write(
+        actor=actor, action=Action.PATIENT_SURVEY_RECORD, outcome="recorded", object_type="patient_survey",
+        object_id=survey.pk, program=patient.program.slug, patient_id=patient.pk,
+        prescriber_id=patient.prescriber_id, now=now, detail={"completed_at": completed_at.isoformat()},
+    )
+    return survey

@@ -1,0 +1,86 @@
+"""Reads of the program's records that services, decisions and interfaces share: the rule set in force and
+the parties' certifications, as the gate engine's facts. Read-only. What each caller may see is decided in
+`rems.interfaces.scoping`."""
+
+from django.db.models import Exists, OuterRef, Q
+
+from accounts.models import User
+from rems.core.gates import CertificationFact, RuleSetFact
+from rems.core.rules import InvalidRuleSet, RuleParameters
+
+from .models import Certification, RuleSet, Status
+
+
+def rule_set_in_force(*, program, now):
+    """The rule set of `program` in force at `now`, as a fact; a missing or invalid one is a fact too, and the
+    gate engine denies on it."""
+    rule_set = (
+        RuleSet.objects.filter(program=program, effective_at__lte=now).order_by("-effective_at").first()
+    )
+    if rule_set is None:
+        return RuleSetFact(label=f"{program.slug}@none", parameters=None, problem="no rule set in force")
+    label = f"{program.slug}@{rule_set.version}"
+    try:
+        return RuleSetFact(label=label, parameters=RuleParameters.from_dict(rule_set.parameters))
+    except InvalidRuleSet as exc:
+        return RuleSetFact(label=label, parameters=None, problem=f"rule set {label} is invalid: {exc}")
+
+
+def certification_fact(*, program_id, prescriber_id=None, pharmacy_id=None):
+    """The party's live certification (pending, active or suspended), else its latest one, else None."""
+    qs = Certification.objects.filter(program_id=program_id)
+    qs = qs.filter(prescriber_id=prescriber_id) if prescriber_id else qs.filter(pharmacy_id=pharmacy_id)
+    row = (
+        qs.order_by("-certified_at")
+        .values("status", "expires_at")
+        .first()
+    )
+    if row is None:
+        return None
+    return CertificationFact(status=row["status"], expires_at=row["expires_at"])
+
+
+def certification_is_active(*, program_id, now, prescriber_id=None, pharmacy_id=None):
+    fact = certification_fact(program_id=program_id, prescriber_id=prescriber_id, pharmacy_id=pharmacy_id)
+    return fact is not None and fact.status == Status.ACTIVE and fact.expires_at > now
+
+
+def certification_facts(*, program_id, prescriber_id, pharmacy_id):
+    """The prescriber's and the pharmacy's latest certifications in the program, in one query."""
+    latest = {}
+    rows = (
+        Certification.objects.filter(program_id=program_id)
+        .filter(Q(prescriber_id=prescriber_id) | Q(pharmacy_id=pharmacy_id))
+        .order_by("-certified_at")
+        .values("prescriber_id", "pharmacy_id", "status", "expires_at")
+    )
+    for row in rows:
+        party = "prescriber" if row["prescriber_id"] else "pharmacy"
+        latest.setdefault(party, CertificationFact(status=row["status"], expires_at=row["expires_at"]))
+    return latest.get("prescriber"), latest.get("pharmacy")
+
+
+BARRED_STATUSES = [Status.SUSPENDED, Status.REVOKED]
+
+
+def party_barred_expression(prefix=""):
+    """An expression over users (`prefix` leads to the user): true when the prescriber or pharmacy the user acts
+    for has a suspended or revoked certification. Every operation acting for it is then refused, but decisions,
+    which are still evaluated and denied by their gates."""
+    return Exists(Certification.objects.filter(
+        Q(prescriber_id=OuterRef(f"{prefix}prescriber_id")) | Q(pharmacy_id=OuterRef(f"{prefix}pharmacy_id")),
+        status__in=BARRED_STATUSES,
+    ))
+
+
+def party_is_barred(user):
+    """Whether the party `user` acts for is barred (see `party_barred_expression`); read once per request and kept
+    on the user (the API's key lookup reads it with the key)."""
+    barred = getattr(user, "party_barred", None)
+    if barred is None:
+        if not (user.prescriber_id or user.pharmacy_id):
+            barred = False
+        else:
+            barred = User.objects.filter(pk=user.pk).annotate(b=party_barred_expression()).values_list("b", flat=True)[0]
+        user.party_barred = barred
+    return barred
