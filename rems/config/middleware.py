@@ -1,5 +1,9 @@
 import re
 import uuid
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.utils import timezone
 
 from rems.compliance_log.writer import request_id_var
 
@@ -11,8 +15,6 @@ class RequestIdMiddleware:
     log and returned in the response. In development mode every response says so."""
 
     def __init__(self, get_response):
-        from django.conf import settings
-
         self.get_response = get_response
         self.development = settings.REMS_ENV == "development"
 
@@ -36,8 +38,6 @@ class ContentSecurityPolicyMiddleware:
     run in the portal or the admin site, whatever text an attacker manages to get into a page."""
 
     def __init__(self, get_response):
-        from django.conf import settings
-
         self.get_response = get_response
         self.policy = settings.CONTENT_SECURITY_POLICY
         self.exempt = tuple(settings.CONTENT_SECURITY_POLICY_EXEMPT)
@@ -57,10 +57,6 @@ class UserTimeZoneMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        from zoneinfo import ZoneInfo
-
-        from django.utils import timezone
-
         zone = request.session.get("time_zone") if hasattr(request, "session") else None
         if zone:
             timezone.activate(ZoneInfo(zone))

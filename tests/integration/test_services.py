@@ -8,13 +8,15 @@ import pytest
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from accounts.services import CannotDeactivateSelf, user_deactivate
 from dispensing import dispenses, prescriptions, sweeps
 from dispensing.models import DispenseAuthorization, Prescription
 from rems.compliance_log.models import ComplianceLogEntry
 from rems.program import certifications, programs, records
 from rems.program.certifications import CannotCertify, CannotChangeCertification
-from rems.program.models import Certification, RiskCategory
+from rems.program.models import Certification, Program, RiskCategory
 from rems.program.programs import BUNDLED, CannotLoadProgram
+from rems.program.validation import InvalidValue
 from tests.factories import PatientFactory, PharmacyFactory, PrescriberFactory
 
 pytestmark = pytest.mark.django_db
@@ -357,3 +359,33 @@ def test_an_invalid_rule_set_in_force_fails_closed(world, program):
     assert not decision.approved and prescription is None
     assert decision.failed_codes == ["RULE_SET_IN_FORCE"]
     assert entry.outcome == "denied"
+
+
+# --- Checks every caller gets, not only the API ---------------------------------------------------------
+@pytest.mark.parametrize("kind, category, values, field", [
+    ("contraception", RiskCategory.FRP_ADULT, {"methods": ["IUD"], "abstinence": True}, "methods"),
+    ("contraception", RiskCategory.FRP_ADULT, {"methods": []}, "methods"),
+    ("contraception", RiskCategory.FRP_ADULT, {"methods": ["IUD", "IUD"]}, "methods"),
+    ("contraception", RiskCategory.FRP_ADULT, {"methods": ["IUD"], "started_on": None}, "started_on"),
+    ("male_counseling", RiskCategory.MALE_ADULT, {"methods": ["MALE_CONDOM"]}, ""),
+])
+def test_an_attestation_that_contradicts_itself_is_refused_by_the_service(world, kind, category, values, field):
+    patient = PatientFactory(prescriber=world["ours"].prescriber, program=Program.objects.get(slug="pomalidomide"),
+                             risk_category=category)
+    now = timezone.now()
+    values = {"started_on": (now - timedelta(days=40)).date(), **values} if kind == "contraception" else values
+
+    with pytest.raises(InvalidValue) as refused:
+        records.attestation_record(actor=world["ours"].users["prescriber"], patient=patient, kind=kind, now=now,
+                                   **values)
+
+    assert refused.value.field == field
+    assert not ComplianceLogEntry.objects.filter(patient_id=patient.pk).exists()
+
+
+def test_nobody_deactivates_themselves_whatever_the_interface(world):
+    admin = world["admin_user"]
+    with pytest.raises(CannotDeactivateSelf):
+        user_deactivate(actor=admin, user=admin, reason="mistake", now=timezone.now())
+    admin.refresh_from_db()
+    assert admin.is_active

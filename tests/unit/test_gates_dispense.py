@@ -5,7 +5,13 @@ from datetime import date
 
 import pytest
 
-from rems.core.gates import RuleSetFact, dispense_decide
+from rems.core.gates import (
+    FAILED_MATCH_BIRTH_DATE,
+    FAILED_MATCH_UNKNOWN_NUMBER,
+    RuleSetFact,
+    dispense_decide,
+    dispense_lost_race,
+)
 
 from .helpers import (
     ALL_CATEGORIES,
@@ -352,3 +358,41 @@ def test_an_unknown_pharmacy_or_a_wrong_birth_date_learns_nothing_more(change):
     assert decision.status == "denied"
     assert codes(decision) == ["RULE_SET_IN_FORCE", "AUTHORIZATION_FOUND", "PHARMACY_CERTIFIED", "PATIENT_DOB_MATCH"]
     assert "suspended" not in " ".join(c.message for c in decision.checks)
+
+
+# --- What a denial counts as, and a lost race ------------------------------------------------------------
+def test_an_unknown_number_counts_toward_the_unknown_number_limit():
+    facts = replace(dispense_facts("FRP_ADULT"), authorization=None, rule_set=None, patient=None)
+    assert decide(facts).failed_match == FAILED_MATCH_UNKNOWN_NUMBER
+
+
+def test_a_wrong_birth_date_counts_toward_the_birth_date_limit_even_with_other_failures():
+    facts = replace(dispense_facts("MALE_ADULT"), pharmacy_certification=None)
+    facts = with_dispense_request(facts, date_of_birth=date(1980, 3, 2))
+    decision = decide(facts)
+    assert_denied(decision, "PHARMACY_CERTIFIED", "PATIENT_DOB_MATCH")
+    assert decision.failed_match == FAILED_MATCH_BIRTH_DATE
+
+
+@pytest.mark.parametrize("change", ["none", "pharmacy_not_certified", "lapsed", "no_rule_set"])
+def test_any_other_decision_counts_toward_no_limit(change):
+    facts = dispense_facts("FRP_ADULT")
+    if change == "pharmacy_not_certified":
+        facts = replace(facts, pharmacy_certification=None)
+    elif change == "lapsed":
+        facts = with_authorization(facts, expires_at=NOW - DAY)
+    elif change == "no_rule_set":
+        facts = replace(facts, rule_set=RuleSetFact(label="pomalidomide@none", parameters=None))
+    assert decide(facts).failed_match == ""
+
+
+def test_a_lost_race_is_denied_by_authorization_unused_in_the_engines_words():
+    approved = decide(dispense_facts("FRP_ADULT"))
+    assert approved.approved and approved.expires_at is not None
+
+    lost = dispense_lost_race(approved)
+
+    assert lost.status == "denied" and lost.expires_at is None and lost.rule_set == approved.rule_set
+    assert lost.failed_codes == ["AUTHORIZATION_UNUSED"]
+    assert "Another request took this prescription authorization" in check_of(lost, "AUTHORIZATION_UNUSED").message
+    assert [c.code for c in lost.checks] == [c.code for c in approved.checks]
