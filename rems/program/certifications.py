@@ -110,7 +110,6 @@ _TRANSITIONS = {
     "reinstate": ([Status.SUSPENDED], Status.ACTIVE),
     "revoke": ([Status.PENDING, Status.ACTIVE, Status.SUSPENDED], Status.REVOKED),
 }
-CERTIFICATION_ACTIONS = tuple(_TRANSITIONS)
 
 
 @transaction.atomic

@@ -99,7 +99,6 @@ _TRANSITIONS = {
     "suspend": ([Status.ACTIVE], Status.SUSPENDED),
     "reinstate": ([Status.SUSPENDED], Status.ACTIVE),
 }
-ENROLLMENT_ACTIONS = tuple(_TRANSITIONS)
 
 
 @transaction.atomic
