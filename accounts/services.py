@@ -33,6 +33,9 @@ class UsernameTaken(CannotCreateUser):
 
 @transaction.atomic
 def user_create(*, actor, username, role, now, prescriber=None, pharmacy=None, email=""):
+    """A user with a role, acting for exactly one prescriber (prescriber, delegate), one pharmacy (pharmacist,
+    pharmacy manager) or the program (admin, auditor). No password: the user signs in with a key, or is given a
+    password by an administrator."""
     if role not in Role.values:
         raise CannotCreateUser(f"Unknown role {role!r}.")
     if role in PRESCRIBER_ROLES and (prescriber is None or pharmacy is not None):

@@ -79,6 +79,7 @@ class CannotClearLock(ActionRefused):
 
 @transaction.atomic
 def match_lock_clear(*, actor, lock, reason, now):
+    """A program administrator clears a lock, with a reason: the pharmacy's requests are decided again."""
     changed = MatchLock.objects.filter(pk=lock.pk, cleared_at__isnull=True).update(cleared_at=now, cleared_by=actor)
     if not changed:
         raise CannotClearLock("This lock is already cleared.")

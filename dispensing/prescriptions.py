@@ -90,6 +90,7 @@ class CannotCancel(ActionRefused):
 
 @transaction.atomic
 def prescription_cancel(*, actor, prescription, reason, now):
+    """The prescriber cancels an authorization no pharmacy holds (`issued`), with a reason."""
     changed = Prescription.objects.filter(pk=prescription.pk, status=PrescriptionStatus.ISSUED).update(
         status=PrescriptionStatus.CANCELLED, status_changed_at=now, status_reason=reason
     )

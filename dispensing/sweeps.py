@@ -132,7 +132,6 @@ def _expire_batch(statements, now, limit):
     return len(ids), changed
 
 
-
 def _sweep(statements, now, batch_size):
     total = 0
     while True:

@@ -7,9 +7,5 @@
 - `interfaces`: the API, the web portal, the admin site, the Celery tasks and the commands.
 
 The other domain apps are `accounts` (users and keys) and `dispensing` (prescriptions and dispenses);
-`docs/architecture.md` draws the layers.
+`docs/architecture.md` draws the layers. Importing this package loads nothing: the pure core stays pure.
 """
-
-from .config.celery import app as celery_app
-
-__all__ = ["celery_app"]

@@ -128,7 +128,7 @@ def main():
         host = env.get("HOST", "127.0.0.1")
         port = env.get("PORT", "8000")
         base = f"http://{host}:{port}"
-        celery = [PYTHON, "-m", "celery", "-A", "rems"]
+        celery = [PYTHON, "-m", "celery", "-A", "rems.config"]
         children.append(subprocess.Popen(
             [PYTHON, str(ROOT / "manage.py"), "runserver", f"{host}:{port}", "--noreload"], env=app_env, cwd=ROOT
         ))

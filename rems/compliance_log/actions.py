@@ -72,13 +72,16 @@ LEGACY_NAMES = {
 }
 
 
+_CURRENT = {action.value for action in Action}
+
+
 def names_for(name):
     """What a filter for `name` must match: [(action names, detail that new entries must contain or None)].
 
     A current action matches its own name and every earlier name of it. An earlier name matches itself, and the
     entries of its current action that it would have been written for. A name that is neither (a typing error,
     or an action of a later version) matches itself only, so a filter never errors on it and finds nothing."""
-    if name in Action._value2member_map_:
+    if name in _CURRENT:
         legacy = sorted(old for old, (action, _) in LEGACY_NAMES.items() if action == name)
         return [([name, *legacy], None)]
     if name in LEGACY_NAMES:

@@ -105,13 +105,15 @@ def log_insert_sql(*, action: Action, source, expressions):
     service itself as the actor: for a sweep that changes many rows in one statement. `expressions` maps columns
     to SQL expressions over the source; `occurred_at`, `outcome`, `object_type` and `object_id` are required,
     the other columns take their defaults. Execute it with `log_insert_params()` among the parameters."""
-    required = {"occurred_at", "outcome", "object_type", "object_id"}
-    missing, unknown = required - expressions.keys(), expressions.keys() - set(COLUMNS)
-    if missing or unknown:
-        raise ValueError(f"log_insert_sql: missing {sorted(missing)}, unknown {sorted(unknown)}")
+    # The action and the actor are the writer's, never the caller's.
     fixed = {"action": _literal(_action(action)),
              **{column: _literal(value) for column, value in actor_fields(None).items()}}
-    select = ", ".join(expressions.get(column) or fixed.get(column) or _DEFAULTS[column] for column in COLUMNS)
+    required = {"occurred_at", "outcome", "object_type", "object_id"}
+    missing = required - {column for column, expression in expressions.items() if expression}
+    unknown = expressions.keys() - (set(COLUMNS) - fixed.keys())
+    if missing or unknown:
+        raise ValueError(f"log_insert_sql: missing {sorted(missing)}, not the caller's {sorted(unknown)}")
+    select = ", ".join(fixed.get(column) or expressions.get(column) or _DEFAULTS[column] for column in COLUMNS)
     return f"INSERT INTO {ComplianceLogEntry._meta.db_table} ({', '.join(COLUMNS)}) SELECT {select} {source}"
 
 

@@ -9,5 +9,5 @@ os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
 from .settings import *  # noqa: E402,F403
 
 # The test database is reset between transactional tests by TRUNCATE, which the compliance log refuses unless
-# the table owner asks for it in the session (see rems/log_sql.py).
+# the table owner asks for it in the session (see rems/compliance_log/sql.py).
 DATABASES["default"]["OPTIONS"]["options"] = "-c rems.allow_log_truncate=on"  # noqa: F405

@@ -198,6 +198,7 @@ def facts_for_log(facts):
 
 # --- Shared checks --------------------------------------------------------------------------------------
 def check_certified(code, party, certification, now):
+    """`code` (PRESCRIBER_CERTIFIED, PHARMACY_CERTIFIED): the party's certification is active and not past its end."""
     if certification is None:
         return Check(code, False, f"The {party} is not certified in this program; certification is required.")
     if certification.status != "active":
@@ -213,6 +214,7 @@ def check_certified(code, party, certification, now):
 
 
 def check_patient_enrolled(patient, *, for_pharmacy=False):
+    """PATIENT_ENROLLED: the enrollment is active. A pharmacy is told that it may not dispense, not why."""
     code = "PATIENT_ENROLLED"
     if patient.status == "active":
         return Check(code, True, "The patient's enrollment is active.")
@@ -233,6 +235,8 @@ def _age_on(date_of_birth, on):
 
 
 def check_risk_category(patient, params, today):
+    """RISK_CATEGORY_AGREEMENT (an agreement on file, not dated later than today) and RISK_CATEGORY_AGE (an adult
+    category for an adult, a child category for a child, on `today`)."""
     checks = []
     code = "RISK_CATEGORY_AGREEMENT"
     if patient.agreement_signed_on is None or patient.agreement_signed_on > today:
@@ -717,6 +721,7 @@ def dispense_lost_race(decision: Decision) -> Decision:
 
 
 def as_dict(check: Check):
+    """A check as JSON: `code`, `passed`, `message`."""
     return {"code": check.code, "passed": check.passed, "message": check.message}
 
 

@@ -1,6 +1,6 @@
 """The parameters of a program's rule set, and their validation.
 
-A rule set is data (JSON in the database, loaded from `rems/programs/*.json`). Every number the gates use is
+A rule set is data (JSON in the database, loaded from `rems/program/data/*.json`). Every number the gates use is
 here; none is a constant in the gate engine. A rule set that does not validate cannot be loaded, and a
 decision made when no valid rule set is in force is denied (`RULE_SET_IN_FORCE`).
 """

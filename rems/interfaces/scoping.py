@@ -20,6 +20,7 @@ EVERYONE = set(Role)
 
 
 def prescribers_for(user):
+    """The readers see every prescriber; a prescriber's office its own."""
     qs = Prescriber.objects.all()
     if user.role in READERS:
         return qs
@@ -29,6 +30,7 @@ def prescribers_for(user):
 
 
 def pharmacies_for(user):
+    """The readers see every pharmacy; a pharmacy's staff their own."""
     qs = Pharmacy.objects.all()
     if user.role in READERS:
         return qs
@@ -38,6 +40,7 @@ def pharmacies_for(user):
 
 
 def certifications_for(user):
+    """The readers see every certification; an office or a pharmacy the certifications of its own party."""
     qs = Certification.objects.select_related("program")
     if user.role in READERS:
         return qs
@@ -59,6 +62,8 @@ def patients_for(user):
 
 
 def prescriptions_for(user):
+    """The readers see every prescription authorization; a prescriber's office its own prescriber's. Pharmacies
+    reach one only by its number, through a dispense decision."""
     qs = Prescription.objects.select_related("product", "program")
     if user.role in READERS:
         return qs
@@ -68,6 +73,7 @@ def prescriptions_for(user):
 
 
 def dispense_authorizations_for(user):
+    """The readers see every RDA; a pharmacy's staff their own pharmacy's."""
     qs = DispenseAuthorization.objects.select_related("prescription__program", "product")
     if user.role in READERS:
         return qs
@@ -84,6 +90,7 @@ def match_locks_for(user):
 
 
 def audit_events_for(user):
+    """The compliance log, for its readers only (administrators and auditors)."""
     if user.role in READERS:
         return ComplianceLogEntry.objects.all()
     return ComplianceLogEntry.objects.none()

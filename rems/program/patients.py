@@ -38,6 +38,8 @@ def patient_enroll(
     *, actor, prescriber, program, first_name, last_name, date_of_birth, risk_category, agreement_signed_on,
     irregular_cycles, now,
 ):
+    """A certified prescriber enrolls a patient in a program, with the risk category of the signed
+    Patient-Prescriber Agreement. One live enrollment per person (name, date of birth) and program."""
     if date_of_birth > now.date():
         raise InvalidValue("The date of birth cannot be in the future.", field="date_of_birth")
     plausible_date_check(date_of_birth, "The date of birth", field="date_of_birth")

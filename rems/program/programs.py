@@ -17,6 +17,7 @@ from .models import Product, Program, RuleSet
 # The program files that come with the service, by program slug: `<slug>.json`.
 BUNDLED = Path(__file__).resolve().parent / "data"
 
+
 class CannotLoadProgram(ActionRefused):
     code = "invalid_program"
 

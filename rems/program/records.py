@@ -26,6 +26,7 @@ from .validation import (
     male_counseling_attestation_check,
     not_in_future_check,
     plausible_date_check,
+    sensitivity_check,
 )
 
 MALE_CATEGORIES = {RiskCategory.MALE_ADULT, RiskCategory.MALE_CHILD}
@@ -39,6 +40,9 @@ class CannotRecord(ActionRefused):
 @transaction.atomic
 def pregnancy_test_record(*, actor, patient, collected_at, result, sensitivity_miu_ml, now):
     not_in_future_check(collected_at, now, "The collection time", field="collected_at")
+    sensitivity_check(sensitivity_miu_ml)
+    if result not in TestResult.values:
+        raise InvalidValue(f"A test's result is one of: {', '.join(TestResult.values)}.", field="result")
     if patient.risk_category in MALE_CATEGORIES:
         raise CannotRecord("Pregnancy tests are not recorded for a male patient.", code="not_applicable")
     if collected_at.date() < patient.date_of_birth:

@@ -6,10 +6,18 @@ from datetime import date, timedelta
 
 from rems.core.errors import ActionRefused
 
+from .models import ContraceptionMethod
+
 # A recorded time may run ahead of the server's clock by this much (clock skew), never more.
 CLOCK_SKEW = timedelta(minutes=5)
 # Nothing the program records happened before this day: an earlier date is a typing error.
 EARLIEST_DATE = date(1900, 1, 1)
+# The values a request may carry at all (the rules of the program then decide within them): a pregnancy test's
+# sensitivity, and a prescription's or a dispense's quantity and days of supply. Interfaces bound their fields
+# with these.
+SENSITIVITY_MIU_ML = (1, 10000)
+QUANTITY = (1, 100000)
+DAYS_SUPPLY = (1, 3650)
 
 
 class InvalidValue(ActionRefused):
@@ -36,17 +44,33 @@ def not_in_future_check(moment, now, what, *, field=""):
     plausible_date_check(moment.date(), what, field=field)
 
 
-def contraception_attestation_check(*, methods, abstinence, started_on):
-    """A contraception attestation names its methods or abstinence, not both, each method once, and the day
-    contraception started."""
+def sensitivity_check(sensitivity_miu_ml):
+    """A pregnancy test's sensitivity is a whole number of mIU/mL within SENSITIVITY_MIU_ML."""
+    low, high = SENSITIVITY_MIU_ML
+    if isinstance(sensitivity_miu_ml, bool) or not isinstance(sensitivity_miu_ml, int) \
+            or not low <= sensitivity_miu_ml <= high:
+        raise InvalidValue(f"A test's sensitivity is a whole number of mIU/mL from {low} to {high}.",
+                           field="sensitivity_miu_ml")
+
+
+def contraception_methods_check(*, methods, abstinence):
+    """A contraception attestation names its methods or abstinence, not both, and each method once."""
     methods = list(methods or ())
     if abstinence and methods:
         raise InvalidValue("Give either methods or abstinence, not both.", code="conflict", field="methods")
     if not abstinence and not methods:
-        raise InvalidValue("Give the contraception methods, or the commitment to abstinence.", code="required",
-                           field="methods")
+        raise InvalidValue("Give the contraception methods, or abstinence: true.", code="required", field="methods")
     if len(set(methods)) != len(methods):
         raise InvalidValue("A method is listed twice.", code="duplicate", field="methods")
+    unknown = sorted(set(methods) - set(ContraceptionMethod.values))
+    if unknown:
+        raise InvalidValue(f"Unknown contraception methods: {', '.join(unknown)}.", code="invalid_choice",
+                           field="methods")
+
+
+def contraception_attestation_check(*, methods, abstinence, started_on):
+    """`contraception_methods_check`, and the day contraception started is given."""
+    contraception_methods_check(methods=methods, abstinence=abstinence)
     if started_on is None:
         raise InvalidValue("Give the date contraception started.", code="required", field="started_on")
 

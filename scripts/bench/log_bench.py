@@ -51,25 +51,27 @@ SAMPLE_FACTS = json.dumps({
 
 
 def _fill(connection, entries, batch=1000):
-    """Insert entries through the real trigger, in transactions of `batch` rows."""
+    """Insert entries through the log's own set-based writer and the real trigger, in transactions of `batch`
+    rows: decisions, one in five denied."""
+    from rems.compliance_log.actions import Action
+    from rems.compliance_log.writer import log_insert_params, log_insert_sql
+
+    sql = log_insert_sql(
+        action=Action.PRESCRIPTION_AUTHORIZE, source="FROM generate_series(%(first)s, %(last)s) g",
+        expressions={
+            "occurred_at": "now() - make_interval(secs => %(entries)s - g)",
+            "outcome": "CASE WHEN g %% 5 = 0 THEN 'denied' ELSE 'approved' END", "program": "'pomalidomide'",
+            "object_type": "'prescription'", "object_id": "g::text", "patient_id": "gen_random_uuid()",
+            "prescriber_id": "gen_random_uuid()", "rule_set": "'pomalidomide@2025-01-01'",
+            "checks": "%(checks)s::jsonb", "facts": "%(facts)s::jsonb",
+        },
+    )
     done, started = 0, time.perf_counter()
     while done < entries:
         n = min(batch, entries - done)
         with connection.cursor() as cursor:
-            cursor.execute(
-                """
-                INSERT INTO rems_compliancelogentry
-                  (id, occurred_at, action, outcome, actor_user_id, actor_username, actor_role, program, object_type,
-                   object_id, patient_id, prescriber_id, rule_set, checks, facts, detail, request_id,
-                   chain, chain_index, content_hash, entry_hash)
-                SELECT gen_random_uuid(), now() - make_interval(secs => %s - g), 'prescription.authorize',
-                       CASE WHEN g %% 5 = 0 THEN 'denied' ELSE 'approved' END, 1, 'bench', 'prescriber',
-                       'pomalidomide', 'prescription', g::text, gen_random_uuid(), gen_random_uuid(),
-                       'pomalidomide@2025-01-01', %s::jsonb, %s::jsonb, '{}'::jsonb, md5(g::text), 0, 0, '', ''
-                  FROM generate_series(%s, %s) g
-                """,
-                [entries, SAMPLE_CHECKS, SAMPLE_FACTS, done + 1, done + n],
-            )
+            cursor.execute(sql, {**log_insert_params(), "entries": entries, "checks": SAMPLE_CHECKS,
+                                 "facts": SAMPLE_FACTS, "first": done + 1, "last": done + n})
         connection.commit()
         done += n
     return time.perf_counter() - started
@@ -95,9 +97,9 @@ def _append_throughput(threads, per_thread):
             barrier.wait()
             for i in range(per_thread):
                 with transaction.atomic():
-                    # Any action will do: the benchmark writes to its own database.
-                    log_entry_write(actor=None, action=Action.SECURITY_AUTH_FAILED, outcome="recorded", object_type="bench",
-                                    object_id=i, now=timezone.now(), checks=json.loads(SAMPLE_CHECKS))
+                    log_entry_write(actor=None, action=Action.PRESCRIPTION_AUTHORIZE, outcome="approved",
+                                    object_type="prescription", object_id=i, now=timezone.now(),
+                                    checks=json.loads(SAMPLE_CHECKS))
         except Exception as exc:  # noqa: BLE001 - reported in the results
             errors.append(repr(exc))
         finally:

@@ -49,10 +49,15 @@ def test_the_writer_and_the_set_based_writer_share_the_columns():
     assert f"({', '.join(COLUMNS)}) SELECT" in sql and "'prescription.expire'" in sql
     with pytest.raises(ValueError, match="missing"):
         log_insert_sql(action=Action.PRESCRIPTION_EXPIRE, source="FROM e", expressions={"occurred_at": "now()"})
+    for column in ("action", "actor_username", "actor_role"):  # the writer's, never the caller's
+        with pytest.raises(ValueError, match="not the caller's"):
+            log_insert_sql(action=Action.PRESCRIPTION_EXPIRE, source="FROM expired e", expressions={
+                "occurred_at": "%(now)s", "outcome": "'expired'", "object_type": "'prescription'",
+                "object_id": "e.id::text", column: "'anything.goes'"})
 
 
 def test_every_earlier_name_means_a_current_action():
-    assert set(LEGACY_NAMES).isdisjoint(Action._value2member_map_)
+    assert set(LEGACY_NAMES).isdisjoint(a.value for a in Action)
     assert all(isinstance(action, Action) for action, _ in LEGACY_NAMES.values())
     assert names_for("no.such_action") == [(["no.such_action"], None)]
 

@@ -46,7 +46,7 @@ class Worker:
             **extra_env,
         }
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "rems", "worker", "-Q", ",".join(self.queues), "--pool", "solo",
+            [sys.executable, "-m", "celery", "-A", "rems.config", "worker", "-Q", ",".join(self.queues), "--pool", "solo",
              "--loglevel", "WARNING", "--without-heartbeat", "--without-gossip", "--without-mingle"],
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )

@@ -4,6 +4,9 @@
 """
 
 import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -92,3 +95,14 @@ def test_the_check_catches_each_way_of_reaching_in(source, caught):
 ])
 def test_what_it_lets_pass(source):
     assert private_uses(source, "dispensing") == []
+
+
+def test_importing_the_pure_core_loads_no_django_and_no_broker():
+    # Import Linter sees the core's own imports; this sees what importing it loads, package inits included.
+    code = ("import sys, rems.core.gates, rems.core.outlook, rems.core.identifiers; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'django', 'celery', 'kombu', 'psycopg', "
+            "'rest_framework', 'dispensing', 'accounts'}))")
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    loaded = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                            check=True).stdout.strip()
+    assert loaded == "[]"

@@ -15,6 +15,7 @@ from rems.core.identifiers import (
     MalformedIdentifier,
     authorization_number_parse,
 )
+from rems.program.validation import DAYS_SUPPLY, QUANTITY
 
 from ..scoping import (
     ADMIN,
@@ -94,8 +95,8 @@ class PrescriptionListCreate(ApiView):
     class PrescriptionListCreateInput(StrictSerializer):
         patient = serializers.UUIDField()
         ndc = NdcField()
-        quantity = serializers.IntegerField(min_value=1, max_value=100000)
-        days_supply = serializers.IntegerField(min_value=1, max_value=3650)
+        quantity = serializers.IntegerField(min_value=QUANTITY[0], max_value=QUANTITY[1])
+        days_supply = serializers.IntegerField(min_value=DAYS_SUPPLY[0], max_value=DAYS_SUPPLY[1])
 
     @extend_schema(
         responses=PrescriptionOut(many=True),
@@ -201,8 +202,8 @@ class DispenseAuthorizationListCreate(ApiView):
         authorization_number = AuthorizationNumberField(prefix=PRESCRIPTION_PREFIX, kind="prescription authorization")
         patient_date_of_birth = serializers.DateField()
         ndc = NdcField()
-        quantity = serializers.IntegerField(min_value=1, max_value=100000)
-        days_supply = serializers.IntegerField(min_value=1, max_value=3650)
+        quantity = serializers.IntegerField(min_value=QUANTITY[0], max_value=QUANTITY[1])
+        days_supply = serializers.IntegerField(min_value=DAYS_SUPPLY[0], max_value=DAYS_SUPPLY[1])
 
     @extend_schema(responses=DispenseAuthorizationOut(many=True), parameters=[OpenApiParameter("status", str)])
     def get(self, request):

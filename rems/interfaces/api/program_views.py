@@ -16,6 +16,7 @@ from rems.program.models import (
 )
 from rems.program.selectors import rule_set_in_force
 from rems.program.validation import (
+    SENSITIVITY_MIU_ML,
     InvalidValue,
     contraception_attestation_check,
     male_counseling_attestation_check,
@@ -320,7 +321,8 @@ class PatientPregnancyTests(ApiView):
     class PatientPregnancyTestsInput(StrictSerializer):
         collected_at = AwareDateTimeField()
         result = serializers.ChoiceField(choices=TestResult.values)
-        sensitivity_miu_ml = serializers.IntegerField(min_value=1, max_value=10000)
+        sensitivity_miu_ml = serializers.IntegerField(min_value=SENSITIVITY_MIU_ML[0],
+                                                      max_value=SENSITIVITY_MIU_ML[1])
 
     @extend_schema(responses=PregnancyTestOut(many=True))
     def get(self, request, pk):

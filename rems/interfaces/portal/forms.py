@@ -8,7 +8,13 @@ from django.utils import timezone
 
 from rems.core.identifiers import DISPENSE_PREFIX, PRESCRIPTION_PREFIX, MalformedIdentifier, authorization_number_parse
 from rems.program.models import ContraceptionMethod, Product, Program, RiskCategory, TestResult
-from rems.program.validation import InvalidValue, contraception_attestation_check
+from rems.program.validation import (
+    DAYS_SUPPLY,
+    QUANTITY,
+    SENSITIVITY_MIU_ML,
+    InvalidValue,
+    contraception_methods_check,
+)
 
 DATE = forms.DateInput(attrs={"type": "date"})
 DATETIME = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
@@ -87,7 +93,7 @@ class EnrollForm(forms.Form):
 class PregnancyTestForm(forms.Form):
     collected_at = MomentField(label="Collected at")
     result = forms.ChoiceField(choices=TestResult.choices, widget=forms.RadioSelect)
-    sensitivity_miu_ml = forms.IntegerField(min_value=1, max_value=10000, initial=25,
+    sensitivity_miu_ml = forms.IntegerField(min_value=SENSITIVITY_MIU_ML[0], max_value=SENSITIVITY_MIU_ML[1], initial=25,
                                             label="Sensitivity (mIU/mL)")
 
 
@@ -98,16 +104,16 @@ class ContraceptionForm(forms.Form):
                                     label="Commits to continuous abstinence from heterosexual contact instead")
     started_on = DayField(label="Contraception (or abstinence) started on")
 
+    # The check is the service's; these are its words for a form of checkboxes.
+    MESSAGES = {"conflict": "Give either the methods or abstinence, not both.",
+                "required": "Tick the methods used, or abstinence."}
+
     def clean(self):
         data = super().clean()
-        if "started_on" not in data:
-            return data  # the field's own error says what is missing
-        # The service applies the same check; here it is shown on the form.
         try:
-            contraception_attestation_check(methods=data.get("methods") or [], abstinence=data.get("abstinence"),
-                                            started_on=data["started_on"])
+            contraception_methods_check(methods=data.get("methods") or [], abstinence=data.get("abstinence"))
         except InvalidValue as exc:
-            raise forms.ValidationError(exc.message, code=exc.code) from None
+            raise forms.ValidationError(self.MESSAGES.get(exc.code, exc.message), code=exc.code) from None
         return data
 
 
@@ -117,8 +123,8 @@ class SurveyForm(forms.Form):
 
 class AuthorizeForm(forms.Form):
     ndc = forms.ChoiceField(label="Product")
-    quantity = forms.IntegerField(min_value=1, max_value=100000, label="Quantity (capsules)")
-    days_supply = forms.IntegerField(min_value=1, max_value=3650, label="Days' supply")
+    quantity = forms.IntegerField(min_value=QUANTITY[0], max_value=QUANTITY[1], label="Quantity (capsules)")
+    days_supply = forms.IntegerField(min_value=DAYS_SUPPLY[0], max_value=DAYS_SUPPLY[1], label="Days' supply")
 
     def __init__(self, *args, program=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -131,8 +137,8 @@ class CounterForm(forms.Form):
         label="Prescription authorization number", help_text="12 characters, starting with P, as on the prescription.")
     patient_date_of_birth = DayField(label="Patient's date of birth")
     ndc = forms.ChoiceField(label="Product")
-    quantity = forms.IntegerField(min_value=1, max_value=100000, label="Quantity (capsules)")
-    days_supply = forms.IntegerField(min_value=1, max_value=3650, label="Days' supply")
+    quantity = forms.IntegerField(min_value=QUANTITY[0], max_value=QUANTITY[1], label="Quantity (capsules)")
+    days_supply = forms.IntegerField(min_value=DAYS_SUPPLY[0], max_value=DAYS_SUPPLY[1], label="Days' supply")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

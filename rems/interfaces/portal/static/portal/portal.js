@@ -2,7 +2,7 @@
 (function () {
   "use strict";
 
-  // Crockford base 32 with a Luhn mod 32 check character, as rems/identifiers.py.
+  // Crockford base 32 with a Luhn mod 32 check character, as rems/core/identifiers.py.
   var ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
   var LENGTH = 12;
 
