@@ -38,9 +38,10 @@ def recent_tests(patient_id, rule_set, now):
     rows = (
         PregnancyTest.objects.filter(patient_id=patient_id, collected_at__gte=since, collected_at__lte=now)
         .order_by("-collected_at")
-        .values_list("collected_at", "result", "sensitivity_miu_ml")[:RECENT_TESTS_LIMIT]
+        .values_list("collected_at", "result", "sensitivity_miu_ml", "setting")[:RECENT_TESTS_LIMIT]
     )
-    return tuple(gates.PregnancyTestFact(collected_at=c, result=r, sensitivity_miu_ml=s) for c, r, s in rows)
+    return tuple(gates.PregnancyTestFact(collected_at=c, result=r, sensitivity_miu_ml=s, setting=where)
+                 for c, r, s, where in rows)
 
 
 def attestation_fact(row, kind):
@@ -63,12 +64,18 @@ def _latest_attestation(patient_id, kind):
     return attestation_fact(row, kind)
 
 
+def needed_records(risk_category, params):
+    """Which records of its kind a decision for a patient of `risk_category` reads: (pregnancy tests and
+    contraception?, the kind of counseling attestation, or None)."""
+    if params is None or params.category(risk_category) is None:
+        return False, None  # the engine decides on the rule set or the category alone
+    counseling = params.counseling.get(risk_category)
+    return params.category(risk_category).can_get_pregnant, counseling.kind if counseling else None
+
+
 def patient_history(patient, rule_set, now):
     """What a prescription decision needs of the patient's record in the patient's program."""
-    reproductive = male = True
-    if rule_set.parameters is not None:
-        reproductive = patient.risk_category in rule_set.parameters.reproductive_potential_categories
-        male = patient.risk_category in rule_set.parameters.male_categories
+    reproductive, counseling = needed_records(patient.risk_category, rule_set.parameters)
     # The latest prescription not cancelled, and the open one: only one can be open, and it is then the latest
     # issued, so one query of the two latest rows holds both.
     latest = list(
@@ -102,7 +109,10 @@ def patient_history(patient, rule_set, now):
     return gates.PatientHistory(
         tests=recent_tests(patient.pk, rule_set, now) if reproductive else (),
         contraception=_latest_attestation(patient.pk, AttestationKind.CONTRACEPTION) if reproductive else None,
-        male_counseling=_latest_attestation(patient.pk, AttestationKind.MALE_COUNSELING) if male else None,
+        male_counseling=(_latest_attestation(patient.pk, AttestationKind.MALE_COUNSELING)
+                         if counseling == AttestationKind.MALE_COUNSELING else None),
+        counseling=(_latest_attestation(patient.pk, AttestationKind.COUNSELING)
+                    if counseling == AttestationKind.COUNSELING else None),
         latest_survey=gates.SurveyFact(completed_at=survey["completed_at"]) if survey else None,
         previous_prescription_issued_at=previous["issued_at"] if previous else None,
         open_prescription=gates.OpenPrescriptionFact(**open_rx) if open_rx else None,
@@ -152,10 +162,7 @@ def dispense_facts(*, prescription, pharmacy, request, now):
         )
     program, patient = prescription.program, prescription.patient
     rule_set = rule_set_in_force(program=program, now=now)
-    reproductive = (
-        rule_set.parameters is not None
-        and patient.risk_category in rule_set.parameters.reproductive_potential_categories
-    )
+    reproductive, _ = needed_records(patient.risk_category, rule_set.parameters)
     prescriber_certification, pharmacy_certification = certification_facts(
         program_id=program.pk, prescriber_id=prescription.prescriber_id, pharmacy_id=pharmacy.pk
     )

@@ -40,7 +40,7 @@ class Prescription(models.Model):
     product = models.ForeignKey("rems.Product", on_delete=models.PROTECT, related_name="+")
     quantity = models.PositiveIntegerField()
     days_supply = models.PositiveSmallIntegerField()
-    risk_category = models.CharField(max_length=12)
+    risk_category = models.CharField(max_length=40)
     rule_set = models.CharField(max_length=60)
     status = models.CharField(max_length=12, choices=PrescriptionStatus.choices)
     issued_at = models.DateTimeField()

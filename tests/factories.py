@@ -7,7 +7,7 @@ from django.utils import timezone
 from accounts.models import Role, User
 from accounts.services import api_key_issue
 from rems.core.identifiers import ncpdp_with_check_digit, npi_with_check_digit
-from rems.program.models import Patient, Pharmacy, Prescriber, RiskCategory, Status
+from rems.program.models import Patient, Pharmacy, Prescriber, Status
 
 _npi = itertools.count(100000000)
 _ncpdp = itertools.count(100000)
@@ -50,7 +50,7 @@ class PatientFactory(factory.django.DjangoModelFactory):
     first_name = "Alex"
     last_name = factory.Sequence(lambda n: f"Patient{n}")
     date_of_birth = date(1990, 5, 1)
-    risk_category = RiskCategory.FRP_ADULT
+    risk_category = "FRP_ADULT"
     agreement_signed_on = date(2025, 1, 2)
     irregular_cycles = False
     status = Status.ACTIVE

@@ -9,7 +9,8 @@ fail: the engine never approves on missing data.
 from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime, timedelta
 
-from .rules import ADULT_CATEGORIES, RuleParameters
+from . import timing
+from .rules import RuleParameters
 from .wording import day, plural, when
 
 APPROVED = "approved"
@@ -88,6 +89,7 @@ class PregnancyTestFact:
     collected_at: datetime
     result: str
     sensitivity_miu_ml: int
+    setting: str = "laboratory"  # laboratory, medical_office or home
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,7 @@ class PatientHistory:
     tests: tuple = ()  # PregnancyTestFact, collected in the lookback window
     contraception: AttestationFact | None = None  # the latest
     male_counseling: AttestationFact | None = None  # the latest
+    counseling: AttestationFact | None = None  # the latest
     latest_survey: SurveyFact | None = None
     previous_prescription_issued_at: datetime | None = None  # the latest prescription not cancelled
     open_prescription: OpenPrescriptionFact | None = None
@@ -182,7 +185,10 @@ class DispenseFacts:
 
 
 def facts_for_log(facts):
-    """The facts a decision used, as JSON for the compliance log, without names or birth dates."""
+    """The facts a decision used, as JSON for the compliance log, without names or birth dates (and without the
+    rule set's parameters: its label names them)."""
+    if facts.rule_set is not None:
+        facts = replace(facts, rule_set=replace(facts.rule_set, parameters=None))
     data = asdict(facts)
     patient = data.get("patient")
     if patient:
@@ -198,7 +204,8 @@ def facts_for_log(facts):
 
 # --- Shared checks --------------------------------------------------------------------------------------
 def check_certified(code, party, certification, now):
-    """`code` (PRESCRIBER_CERTIFIED, PHARMACY_CERTIFIED): the party's certification is active and not past its end."""
+    """`code` (PRESCRIBER_CERTIFIED, PHARMACY_CERTIFIED): the party's certification in the program is active and
+    not past its end."""
     if certification is None:
         return Check(code, False, f"The {party} is not certified in this program; certification is required.")
     if certification.status != "active":
@@ -213,33 +220,56 @@ def check_certified(code, party, certification, now):
     return Check(code, True, f"The {party} is certified until {day(certification.expires_at)}.")
 
 
-def check_patient_enrolled(patient, *, for_pharmacy=False):
-    """PATIENT_ENROLLED: the enrollment is active. A pharmacy is told that it may not dispense, not why."""
+def check_patient_enrolled(patient, params=None, last_dispense=None, now=None, *, for_pharmacy=False):
+    """PATIENT_ENROLLED: the enrollment is active, and (where the program requires it) renewed after a long time
+    off treatment. A pharmacy is told that it may not dispense, not why."""
     code = "PATIENT_ENROLLED"
-    if patient.status == "active":
+    problem = ""
+    if patient.status != "active":
+        reason = f" ({patient.status_reason})" if patient.status_reason else ""
+        problem = (f"The patient's enrollment is {patient.status}{reason}; only an active enrollment allows a "
+                   "prescription or a dispense.")
+    elif params is not None:
+        due_at = timing.reenrollment_due_at(params, patient, last_dispense)
+        if due_at is not None and due_at <= now:
+            problem = (f"The patient has been off treatment since {day(last_dispense.dispensed_at)}, more than "
+                       f"{plural(params.reenrollment_after_days_off_therapy, 'day')}: re-enroll the patient with a "
+                       "new Patient-Prescriber Agreement.")
+    if not problem:
         return Check(code, True, "The patient's enrollment is active.")
     if for_pharmacy:
         # A pharmacy needs to know that it may not dispense, not why: the reason may be clinical.
         return Check(code, False, "The patient's enrollment is not active; nothing may be dispensed. The prescriber "
                                   "has the details.")
-    reason = f" ({patient.status_reason})" if patient.status_reason else ""
-    return Check(
-        code, False,
-        f"The patient's enrollment is {patient.status}{reason}; only an active enrollment allows a prescription "
-        "or a dispense.",
-    )
+    return Check(code, False, problem)
 
 
-def _age_on(date_of_birth, on):
+def age_on(date_of_birth, on):
+    """A person's age in whole years on the day `on`."""
     return on.year - date_of_birth.year - ((on.month, on.day) < (date_of_birth.month, date_of_birth.day))
 
 
+def category_fits_age(category, age, params):
+    """Whether a category of the rule set is for a person of `age`: an adult category for an adult, a child
+    category for a child, and an `any` category for everyone."""
+    if category.age == "any":
+        return True
+    return (category.age == "adult") == (age >= params.adult_age_years)
+
+
 def check_risk_category(patient, params, today):
-    """RISK_CATEGORY_AGREEMENT (an agreement on file, not dated later than today) and RISK_CATEGORY_AGE (an adult
-    category for an adult, a child category for a child, on `today`)."""
+    """RISK_CATEGORY_AGREEMENT (an agreement on file for a category of the rule set, not dated later than today)
+    and RISK_CATEGORY_AGE (the category is for the patient's age on `today`)."""
     checks = []
     code = "RISK_CATEGORY_AGREEMENT"
-    if patient.agreement_signed_on is None or patient.agreement_signed_on > today:
+    category = params.category(patient.risk_category)
+    if category is None:
+        checks.append(Check(
+            code, False,
+            f"The patient's agreement is for {patient.risk_category}, which the rule set in force does not have; "
+            f"sign an agreement for one of its categories ({', '.join(params.risk_categories)}).",
+        ))
+    elif patient.agreement_signed_on is None or patient.agreement_signed_on > today:
         checks.append(Check(
             code, False,
             "No Patient-Prescriber Agreement is on file for the patient's current risk category; sign one and "
@@ -250,10 +280,11 @@ def check_risk_category(patient, params, today):
             code, True, f"Patient-Prescriber Agreement for {patient.risk_category} signed on {patient.agreement_signed_on}.",
         ))
     code = "RISK_CATEGORY_AGE"
-    age = _age_on(patient.date_of_birth, today)
-    adult = age >= params.adult_age_years
-    if (patient.risk_category in ADULT_CATEGORIES) != adult:
-        expected = "an adult" if patient.risk_category in ADULT_CATEGORIES else "a child"
+    age = age_on(patient.date_of_birth, today)
+    if category is None:
+        checks.append(Check(code, False, f"Risk category {patient.risk_category} is not one of this program's."))
+    elif not category_fits_age(category, age, params):
+        expected = "an adult" if category.age == "adult" else "a child"
         checks.append(Check(
             code, False,
             f"Risk category {patient.risk_category} is for {expected}, but the patient is {age}; change the risk "
@@ -264,20 +295,10 @@ def check_risk_category(patient, params, today):
     return checks
 
 
-def qualifying_negatives(tests, params):
-    """The negative tests sensitive enough to count under the rule set, the most recent first."""
-    return sorted(
-        (t for t in tests if t.result == "negative" and t.sensitivity_miu_ml <= params.pregnancy_test_max_sensitivity_miu_ml),
-        key=lambda t: t.collected_at,
-        reverse=True,
-    )
-
-
 def check_no_positive_test(tests, params, *, for_pharmacy=False):
-    """FRP: the latest pregnancy test must not be positive; a positive test since the latest negative one
-    blocks everything."""
+    """PREGNANCY_TEST_NEGATIVE: a positive test since the latest qualifying negative one blocks everything."""
     code = "PREGNANCY_TEST_NEGATIVE"
-    negatives = qualifying_negatives(tests, params)
+    negatives = timing.qualifying_negatives(tests, params)
     latest_negative_at = negatives[0].collected_at if negatives else None
     positives = [t for t in tests if t.result == "positive" and (latest_negative_at is None or t.collected_at >= latest_negative_at)]
     if positives:
@@ -349,13 +370,10 @@ def check_next_fill(history, params, now):
     """NEXT_FILL_TIMING: a new prescription only once at most `next_fill_max_remaining_days` of the supply last
     dispensed remain."""
     code = "NEXT_FILL_TIMING"
-    last = history.last_dispense
-    if last is None:
+    earliest = timing.next_fill_from(params, history.last_dispense)
+    if earliest is None:
         return Check(code, True, "No earlier dispense in this program.")
-    supply_ends_at = last.dispensed_at + timedelta(days=last.days_supply)
-    remaining = supply_ends_at - now
-    if remaining > timedelta(days=params.next_fill_max_remaining_days):
-        earliest = supply_ends_at - timedelta(days=params.next_fill_max_remaining_days)
+    if now < earliest:
         return Check(
             code, False,
             f"More than {plural(params.next_fill_max_remaining_days, 'day')} of the last dispensed supply remain; "
@@ -371,7 +389,7 @@ def attestation_is_current(attestation, history, params, now):
         return False, "none is on file"
     if attestation.attested_at > now:
         return False, "the latest is dated in the future"
-    if attestation.attested_at < now - timedelta(days=params.attestation_max_age_days):
+    if now >= timing.attestation_fails_at(params, attestation.attested_at):
         return False, (
             f"the latest, of {day(attestation.attested_at)}, is more than "
             f"{plural(params.attestation_max_age_days, 'day')} old"
@@ -382,8 +400,20 @@ def attestation_is_current(attestation, history, params, now):
     return True, ""
 
 
+def _methods_sentence(params):
+    primary = ", ".join(params.contraception_primary_methods.values())
+    secondary = ", ".join(params.contraception_secondary_methods.values())
+    sentence = f"Two methods are required at the same time, at least one primary ({primary})"
+    if secondary:
+        sentence += f" and one more ({secondary})"
+    if params.contraception_abstinence_allowed:
+        sentence += ", or a commitment to continuous abstinence"
+    return sentence + "."
+
+
 def check_contraception(patient, history, params, now):
-    """FRP: CONTRACEPTION_ATTESTED, then (when attested) CONTRACEPTION_METHODS and CONTRACEPTION_STARTED."""
+    """A patient who can get pregnant: CONTRACEPTION_ATTESTED, then (when attested) CONTRACEPTION_METHODS and
+    CONTRACEPTION_STARTED."""
     checks = []
     attestation = history.contraception
     current, why = attestation_is_current(attestation, history, params, now)
@@ -395,34 +425,28 @@ def check_contraception(patient, history, params, now):
         return checks
     checks.append(Check("CONTRACEPTION_ATTESTED", True, f"Contraception attested on {day(attestation.attested_at)}."))
     methods = set(attestation.methods)
-    highly_effective = methods & set(params.highly_effective_methods)
-    additional = methods & set(params.additional_methods)
-    if attestation.abstinence and not methods:
+    primary = sorted(methods & set(params.contraception_primary_methods))
+    secondary = sorted(methods & set(params.contraception_secondary_methods))
+    if attestation.abstinence and not methods and params.contraception_abstinence_allowed:
         checks.append(Check("CONTRACEPTION_METHODS", True, "Commitment to continuous abstinence from heterosexual contact."))
-    elif highly_effective and additional:
+    elif primary and secondary:
         checks.append(Check(
-            "CONTRACEPTION_METHODS", True,
-            f"Two methods: {', '.join(sorted(highly_effective))} (highly effective) and {', '.join(sorted(additional))}.",
+            "CONTRACEPTION_METHODS", True, f"Two methods: {', '.join(primary)} (primary) and {', '.join(secondary)}.",
         ))
     else:
-        checks.append(Check(
-            "CONTRACEPTION_METHODS", False,
-            "Two methods are required at the same time, at least one highly effective (IUD, hormonal, tubal ligation, "
-            "partner's vasectomy) and one additional (male condom, diaphragm, cervical cap), or a commitment to "
-            "continuous abstinence.",
-        ))
+        checks.append(Check("CONTRACEPTION_METHODS", False, _methods_sentence(params)))
     today = now.date()
+    lead_in = params.contraception_min_days_before_first_prescription
     if attestation.started_on is None or attestation.started_on > today:
         checks.append(Check("CONTRACEPTION_STARTED", False, "The date contraception started is missing or in the future."))
     elif patient.therapy_started_at is None:
-        # FRP: contraception started at least 4 weeks before the first prescription.
-        latest_start = today - timedelta(days=params.contraception_min_days_before_first_prescription)
-        if attestation.started_on > latest_start:
+        # Before the first prescription contraception must have started `lead_in` days before it.
+        ready_on = timing.contraception_ready_on(params, attestation.started_on)
+        if ready_on > today:
             checks.append(Check(
                 "CONTRACEPTION_STARTED", False,
-                f"Contraception started on {attestation.started_on}, less than "
-                f"{plural(params.contraception_min_days_before_first_prescription, 'day')} before this first "
-                f"prescription; it can be authorized from {attestation.started_on + timedelta(days=params.contraception_min_days_before_first_prescription)}.",
+                f"Contraception started on {attestation.started_on}, less than {plural(lead_in, 'day')} before this "
+                f"first prescription; it can be authorized from {ready_on}.",
             ))
         else:
             checks.append(Check("CONTRACEPTION_STARTED", True, f"Contraception started on {attestation.started_on}."))
@@ -431,111 +455,187 @@ def check_contraception(patient, history, params, now):
     return checks
 
 
-def _check_male_counseling(history, params, now):
-    current, why = attestation_is_current(history.male_counseling, history, params, now)
+_COUNSELING = {
+    "male_counseling": ("MALE_COUNSELING_ATTESTED", "Condom counseling", "a male counseling attestation"),
+    "counseling": ("COUNSELING_ATTESTED", "Counseling", "a counseling attestation"),
+}
+
+
+def check_counseling(patient, history, params, now):
+    """MALE_COUNSELING_ATTESTED or COUNSELING_ATTESTED, as the category's counseling requires: attested for every
+    prescription, or once, at enrollment. None when the category needs none."""
+    counseling = params.counseling.get(patient.risk_category)
+    if counseling is None:
+        return None
+    code, what, form = _COUNSELING[counseling.kind]
+    attestation = history.male_counseling if counseling.kind == "male_counseling" else history.counseling
+    if counseling.required == "at_enrollment":
+        if attestation is None or attestation.attested_at > now:
+            return Check(code, False, f"{what} at enrollment is not on file; submit {form}.")
+        return Check(code, True, f"{what} attested on {day(attestation.attested_at)}, at enrollment.")
+    current, why = attestation_is_current(attestation, history, params, now)
     if not current:
-        return Check(
-            "MALE_COUNSELING_ATTESTED", False,
-            f"Condom counseling must be attested for every prescription, and {why}; submit a male counseling attestation.",
-        )
-    return Check(
-        "MALE_COUNSELING_ATTESTED", True, f"Condom counseling attested on {day(history.male_counseling.attested_at)}.",
-    )
+        return Check(code, False, f"{what} must be attested for every prescription, and {why}; submit {form}.")
+    return Check(code, True, f"{what} attested on {day(attestation.attested_at)}.")
 
 
 def testing_interval_days(patient, params, now):
-    """FRP during therapy, the days a negative test counts for at `now`: `test_interval_days_initial` for the
-    first `weekly_testing_weeks` of therapy, then the regular or the irregular-cycle interval."""
-    if now < patient.therapy_started_at + timedelta(weeks=params.weekly_testing_weeks):
-        return params.test_interval_days_initial
-    if patient.irregular_cycles:
-        return params.test_interval_days_irregular
-    return params.test_interval_days_regular
+    """During therapy, the days a negative test counts for at `now` (see `timing.testing_interval_days`)."""
+    return timing.testing_interval_days(patient, params, now)
 
 
-def _check_pregnancy_tests(patient, history, params, now):
+def _sensitivity(params):
+    return f"sensitive to {params.pregnancy_test_max_sensitivity_miu_ml} mIU/mL or better"
+
+
+def _settings(settings):
+    names = {"laboratory": "a laboratory", "medical_office": "a medical office", "home": "at home"}
+    return " or ".join(names[s] for s in settings)
+
+
+def _why_none(tests, params, settings, since=None, until=None):
+    """Why no test counts, in words: too little sensitivity or the wrong setting are worth saying."""
+    near = [t for t in tests if t.result == "negative"
+            and (since is None or t.collected_at >= since) and (until is None or t.collected_at <= until)]
+    if any(t.sensitivity_miu_ml > params.pregnancy_test_max_sensitivity_miu_ml for t in near):
+        worst = max(t.sensitivity_miu_ml for t in near)
+        return f"a test on file is sensitive only to {worst} mIU/mL"
+    if any(t.setting not in settings for t in near):
+        return f"a test on file was not taken in {_settings(settings)}"
+    return "none is on file"
+
+
+def _check_first_tests(patient, history, params, now):
+    """Before the first prescription: PREGNANCY_TEST_FIRST and PREGNANCY_TEST_SECOND."""
     checks = []
-    negatives = qualifying_negatives(history.tests, params)
-    sensitivity = f"sensitive to {params.pregnancy_test_max_sensitivity_miu_ml} mIU/mL or better"
-    latest = negatives[0] if negatives else None
-    if patient.therapy_started_at is None:
-        # FRP before the first prescription: one test 10 to 14 days before, one within the 24 hours before.
-        early_from = now - timedelta(days=params.first_test_max_days_before)
-        early_to = now - timedelta(days=params.first_test_min_days_before)
-        first = next((t for t in negatives if early_from <= t.collected_at <= early_to), None)
-        if first:
-            checks.append(Check("PREGNANCY_TEST_FIRST", True, f"First negative test collected on {when(first.collected_at)}."))
-        else:
-            checks.append(Check(
-                "PREGNANCY_TEST_FIRST", False,
-                f"Before the first prescription a negative pregnancy test ({sensitivity}) must be collected "
-                f"{params.first_test_min_days_before} to {params.first_test_max_days_before} days before it, between "
-                f"{when(early_from)} and {when(early_to)}; none on file.",
-            ))
-        second_from = now - timedelta(hours=params.second_test_max_hours_before)
-        second = next((t for t in negatives if second_from <= t.collected_at <= now), None)
-        if second:
-            checks.append(Check("PREGNANCY_TEST_SECOND", True, f"Second negative test collected on {when(second.collected_at)}."))
-        else:
-            checks.append(Check(
-                "PREGNANCY_TEST_SECOND", False,
-                f"Before the first prescription a second negative pregnancy test ({sensitivity}) must be collected "
-                f"within the {params.second_test_max_hours_before} hours before it, after {when(second_from)}; none on file.",
-            ))
+    since, until = timing.first_test_window(params, now)
+    firsts = [t for t in timing.qualifying_negatives(history.tests, params, params.test_settings_first)
+              if since <= t.collected_at <= until]
+    first = firsts[-1] if firsts else None  # the earliest in the window: the most room for a second one
+    fewest, most = params.first_test_days_before
+    if first:
+        checks.append(Check("PREGNANCY_TEST_FIRST", True, f"First negative test collected on {when(first.collected_at)}."))
     else:
-        interval = testing_interval_days(patient, params, now)
-        if latest and latest.collected_at >= now - timedelta(days=interval):
+        checks.append(Check(
+            "PREGNANCY_TEST_FIRST", False,
+            f"Before the first prescription a negative pregnancy test ({_sensitivity(params)}, taken in "
+            f"{_settings(params.test_settings_first)}) must be collected {fewest} to {most} days before it, between "
+            f"{when(since)} and {when(until)}; {_why_none(history.tests, params, params.test_settings_first, since, until)}.",
+        ))
+    seconds = [t for t in timing.qualifying_negatives(history.tests, params, params.test_settings_second)
+               if t.collected_at <= now and (first is None or t.collected_at > first.collected_at)]
+    hours = params.second_test_max_hours_before
+    if hours is not None:
+        seconds = [t for t in seconds if now < timing.second_test_fails_at(params, t.collected_at)]
+    apart = timedelta(days=params.first_tests_min_days_apart)
+    if apart:
+        seconds = [t for t in seconds if first is not None and t.collected_at >= first.collected_at + apart]
+    second = seconds[0] if seconds else None
+    if second:
+        checks.append(Check("PREGNANCY_TEST_SECOND", True, f"Second negative test collected on {when(second.collected_at)}."))
+    else:
+        rules = [f"taken in {_settings(params.test_settings_second)}"]
+        if hours is not None:
+            rules.append(f"within the {hours} hours before it, after {when(now - timedelta(hours=hours))}")
+        if apart:
+            rules.append(f"at least {plural(params.first_tests_min_days_apart, 'day')} after the first")
+        checks.append(Check(
+            "PREGNANCY_TEST_SECOND", False,
+            f"Before the first prescription a second negative pregnancy test ({_sensitivity(params)}) must be "
+            f"collected {', '.join(rules)}; "
+            f"{_why_none(history.tests, params, params.test_settings_second, since=first.collected_at if first else None)}.",
+        ))
+    return checks
+
+
+def _check_interval(patient, history, params, now):
+    """During therapy, where the program has a testing interval: PREGNANCY_TEST_INTERVAL."""
+    negatives = timing.qualifying_negatives(history.tests, params, params.test_settings_during_therapy)
+    latest = negatives[0] if negatives else None
+    interval = testing_interval_days(patient, params, now)
+    if latest and now < timing.interval_test_fails_at(patient, params, latest.collected_at):
+        return Check(
+            "PREGNANCY_TEST_INTERVAL", True,
+            f"Negative test collected on {when(latest.collected_at)}, within the {interval}-day testing interval.",
+        )
+    seen = f"the latest was collected on {when(latest.collected_at)}" if latest else (
+        _why_none(history.tests, params, params.test_settings_during_therapy))
+    return Check(
+        "PREGNANCY_TEST_INTERVAL", False,
+        f"During therapy a negative pregnancy test ({_sensitivity(params)}, taken in "
+        f"{_settings(params.test_settings_during_therapy)}) is required every {plural(interval, 'day')}; {seen}.",
+    )
+
+
+def check_pregnancy_tests(patient, history, params, now):
+    """A patient who can get pregnant: before therapy PREGNANCY_TEST_FIRST and _SECOND, during therapy
+    PREGNANCY_TEST_INTERVAL (where the program has an interval); then PREGNANCY_TEST_LOCKOUT (where the program
+    has one), PREGNANCY_TEST_NEGATIVE and PREGNANCY_TEST_RECENT."""
+    settings = params.test_settings_during_therapy if patient.therapy_started_at else params.test_settings_second
+    checks = []
+    if patient.therapy_started_at is None:
+        checks += _check_first_tests(patient, history, params, now)
+    elif params.testing_interval is not None:
+        checks.append(_check_interval(patient, history, params, now))
+    negatives = timing.qualifying_negatives(history.tests, params, settings)
+    latest = negatives[0] if negatives else None
+    if params.missed_window_lockout_days:
+        locked_until = timing.lockout_until(params, history, patient.risk_category, latest)
+        if locked_until is not None and latest.collected_at < locked_until:
             checks.append(Check(
-                "PREGNANCY_TEST_INTERVAL", True,
-                f"Negative test collected on {when(latest.collected_at)}, within the {interval}-day testing interval.",
+                "PREGNANCY_TEST_LOCKOUT", False,
+                f"The window of the test of {day(locked_until - timedelta(days=params.missed_window_lockout_days))} "
+                f"closed with no prescription: the next test counts only if collected at least "
+                f"{plural(params.missed_window_lockout_days, 'day')} after it, from {when(locked_until)}.",
             ))
         else:
-            seen = f"the latest was collected on {when(latest.collected_at)}" if latest else "none is on file"
-            checks.append(Check(
-                "PREGNANCY_TEST_INTERVAL", False,
-                f"During therapy a negative pregnancy test ({sensitivity}) is required every {plural(interval, 'day')}; "
-                f"{seen}.",
-            ))
+            checks.append(Check("PREGNANCY_TEST_LOCKOUT", True, "No missed window holds the latest test back."))
     checks.append(check_no_positive_test(history.tests, params))
-    validity = timedelta(days=params.authorization_validity_days_reproductive)
-    if latest and latest.collected_at + validity > now:
+    window = params.authorization_windows[patient.risk_category]
+    if latest and now < timing.recent_test_fails_at(params, patient.risk_category, latest.collected_at):
         checks.append(Check(
             "PREGNANCY_TEST_RECENT", True,
             f"Latest negative pregnancy test collected on {when(latest.collected_at)}; the authorization is valid "
-            f"until {when(latest.collected_at + validity)}.",
+            f"until {when(timing.recent_test_fails_at(params, patient.risk_category, latest.collected_at))}.",
         ))
     else:
+        counted = (f"{plural(window.days, 'day')} (the day of collection is day 1)"
+                   if window.counting == "calendar_days" else plural(window.days, "day"))
         seen = f"was collected on {when(latest.collected_at)}," if latest else "is not on file, or is"
         checks.append(Check(
             "PREGNANCY_TEST_RECENT", False,
-            f"Latest negative pregnancy test {seen} more than {plural(params.authorization_validity_days_reproductive, 'day')} "
-            "ago; collect a new test.",
+            f"Latest negative pregnancy test {seen} more than {counted} ago; collect a new test.",
         ))
     return checks
 
 
 def _check_survey(patient, history, params, now):
     code = "SURVEY_COMPLETED"
-    if patient.therapy_started_at is None:
-        return Check(code, True, "No patient survey is required before the first prescription.")
+    label = params.survey_label
+    survey_rule = params.surveys.get(patient.risk_category)
+    if survey_rule is None:
+        return Check(code, True, f"No {label} is required for {patient.risk_category}.")
+    if patient.therapy_started_at is None and not survey_rule.before_first_prescription:
+        return Check(code, True, f"No {label} is required before the first prescription.")
     survey = history.latest_survey
-    if patient.risk_category in params.survey_every_prescription_categories:
+    if survey_rule.every is None:
         previous = history.previous_prescription_issued_at
         if survey and (previous is None or survey.completed_at > previous) and survey.completed_at <= now:
-            return Check(code, True, f"Patient survey completed on {day(survey.completed_at)}.")
+            return Check(code, True, f"{label.capitalize()} completed on {day(survey.completed_at)}.")
         return Check(
             code, False,
-            f"A patient survey is required before each prescription for {patient.risk_category}; none completed since "
-            "the last prescription.",
+            f"{label.capitalize()} is required before each prescription for {patient.risk_category}; none "
+            "completed since the last prescription.",
         )
-    interval = timedelta(days=params.survey_interval_days[patient.risk_category])
-    if now < patient.therapy_started_at + interval:
-        return Check(code, True, "No patient survey is due yet in this therapy.")
-    if survey and now - interval <= survey.completed_at <= now:
-        return Check(code, True, f"Patient survey completed on {day(survey.completed_at)}.")
+    if now < patient.therapy_started_at + timedelta(days=survey_rule.every):
+        return Check(code, True, f"No {label} is due yet in this therapy.")
+    if survey is not None and survey.completed_at > now:
+        survey = None  # a survey dated in the future does not count
+    if now < timing.survey_fails_at(params, patient, survey.completed_at if survey else None):
+        return Check(code, True, f"{label.capitalize()} completed on {day(survey.completed_at)}.")
     return Check(
         code, False,
-        f"A patient survey is required every {plural(interval.days, 'day')} for {patient.risk_category}; "
+        f"{label.capitalize()} is required every {plural(survey_rule.every, 'day')} for {patient.risk_category}; "
         "none completed in that time.",
     )
 
@@ -547,32 +647,42 @@ def prescription_decide(*, facts: PrescriptionFacts, now: datetime) -> Decision:
         return _decide([rule_check], facts.rule_set.label)
     params = facts.rule_set.parameters
     patient = facts.patient
+    history = facts.history
     today = now.date()
     checks = [
         rule_check,
         check_certified("PRESCRIBER_CERTIFIED", "prescriber", facts.prescriber_certification, now),
-        check_patient_enrolled(patient),
+        check_patient_enrolled(patient, params, history.last_dispense, now),
         *check_risk_category(patient, params, today),
-        *_check_supply(facts.request, params),
-        _check_open_prescription(facts.history, now),
-        check_next_fill(facts.history, params, now),
     ]
-    reproductive = patient.risk_category in params.reproductive_potential_categories
-    if reproductive:
-        checks += check_contraception(patient, facts.history, params, now)
-        checks += _check_pregnancy_tests(patient, facts.history, params, now)
-    if patient.risk_category in params.male_categories:
-        checks.append(_check_male_counseling(facts.history, params, now))
-    checks.append(_check_survey(patient, facts.history, params, now))
+    category = params.category(patient.risk_category)
+    if category is None:
+        # A category the rule set does not have: nothing else can be judged under it.
+        return _decide(checks, facts.rule_set.label)
+    checks += [
+        *_check_supply(facts.request, params),
+        _check_open_prescription(history, now),
+        check_next_fill(history, params, now),
+    ]
+    if category.can_get_pregnant:
+        checks += check_contraception(patient, history, params, now)
+        checks += check_pregnancy_tests(patient, history, params, now)
+    counseling = check_counseling(patient, history, params, now)
+    if counseling is not None:
+        checks.append(counseling)
+    checks.append(_check_survey(patient, history, params, now))
 
-    if reproductive:
-        negatives = qualifying_negatives(facts.history.tests, params)
-        # FRP: valid 7 days from the collection of the latest negative test.
-        expires_at = (
-            negatives[0].collected_at + timedelta(days=params.authorization_validity_days_reproductive) if negatives else None
-        )
-    else:
-        expires_at = now + timedelta(days=params.authorization_validity_days_other)
+    settings = params.test_settings_during_therapy if patient.therapy_started_at else params.test_settings_second
+    negatives = timing.qualifying_negatives(history.tests, params, settings)
+    counseling_rule = params.counseling.get(patient.risk_category)
+    counseled = None
+    if counseling_rule is not None:
+        counseled = history.male_counseling if counseling_rule.kind == "male_counseling" else history.counseling
+    expires_at = timing.authorization_expires_at(
+        params, patient.risk_category, issued_at=now,
+        latest_negative_at=negatives[0].collected_at if negatives else None,
+        counseling_at=counseled.attested_at if counseled else None,
+    )
     return _decide(checks, facts.rule_set.label, expires_at)
 
 
@@ -581,12 +691,14 @@ def _check_authorization(authorization, params, now):
     checks = []
     if authorization.status == "expired" or authorization.expires_at <= now:
         why = ""
-        if authorization.risk_category in params.reproductive_potential_categories:
-            # FRP: the authorization lasts only as long as its pregnancy test is recent, so a lapse means the test
-            # went stale; the counter is told so, without more about the patient than the category implies.
-            why = (f" An authorization for a female of reproductive potential lasts "
-                   f"{plural(params.authorization_validity_days_reproductive, 'day')} from her latest negative "
-                   "pregnancy test, which is now too old: a new test is needed before a new authorization.")
+        category = params.category(authorization.risk_category)
+        window = params.authorization_windows.get(authorization.risk_category)
+        if category is not None and window is not None and window.from_ == "latest_negative_test":
+            # The authorization lasts only as long as its pregnancy test is recent, so a lapse means the test went
+            # stale; the counter is told so, without more about the patient than the category implies.
+            why = (f" An authorization for a patient who can get pregnant lasts {plural(window.days, 'day')} from her "
+                   "latest negative pregnancy test, which is now too old: a new test is needed before a new "
+                   "authorization.")
         checks.append(Check(
             "AUTHORIZATION_NOT_EXPIRED", False,
             f"The prescription authorization expired on {when(authorization.expires_at)}; the prescriber must "
@@ -701,8 +813,7 @@ def dispense_decide(*, facts: DispenseFacts, now: datetime) -> Decision:
         ))
     if facts.patient.risk_category in params.reproductive_potential_categories:
         checks.append(check_no_positive_test(facts.recent_tests, params, for_pharmacy=True))
-    # The RDA is valid 24 hours, and never beyond the authorization it draws on.
-    expires_at = min(now + timedelta(hours=params.dispense_authorization_validity_hours), authorization.expires_at)
+    expires_at = timing.dispense_authorization_expires_at(params, now, authorization.expires_at)
     return _decide(checks, facts.rule_set.label, expires_at)
 
 

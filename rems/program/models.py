@@ -22,6 +22,9 @@ from rems.compliance_log.models import ComplianceLogEntry, LogChainHead  # noqa:
 class Program(models.Model):
     slug = models.SlugField(max_length=40, unique=True)
     name = models.CharField(max_length=120)
+    # The active ingredient, and its RxNorm code: how an EHR names the medication of an order.
+    ingredient = models.CharField(max_length=80, blank=True)
+    rxnorm = models.CharField(max_length=20, blank=True, help_text="The RxNorm code of the ingredient.")
 
     def __str__(self):
         return self.name
@@ -140,15 +143,6 @@ class Certification(models.Model):
         indexes = [models.Index(fields=["status", "expires_at"])]
 
 
-class RiskCategory(models.TextChoices):
-    FRP_ADULT = "FRP_ADULT", "Adult female of reproductive potential"
-    FRP_CHILD = "FRP_CHILD", "Female child of reproductive potential"
-    FNRP_ADULT = "FNRP_ADULT", "Adult female not of reproductive potential"
-    FNRP_CHILD = "FNRP_CHILD", "Female child not of reproductive potential"
-    MALE_ADULT = "MALE_ADULT", "Adult male"
-    MALE_CHILD = "MALE_CHILD", "Male child"
-
-
 class Patient(models.Model):
     """A patient's enrollment in one program by the prescriber who signed the Patient-Prescriber Agreement."""
 
@@ -158,7 +152,8 @@ class Patient(models.Model):
     first_name = models.CharField(max_length=80)
     last_name = models.CharField(max_length=80)
     date_of_birth = models.DateField()
-    risk_category = models.CharField(max_length=12, choices=RiskCategory.choices)
+    # One of the categories of the program's rule set in force (checked when enrolled and at every decision).
+    risk_category = models.CharField(max_length=40)
     agreement_signed_on = models.DateField()
     irregular_cycles = models.BooleanField(default=False)
     status = models.CharField(max_length=12, choices=Status.choices)
@@ -171,9 +166,6 @@ class Patient(models.Model):
     class Meta:
         constraints = [
             models.CheckConstraint(condition=Q(status__in=Status.values), name="patient_status_valid"),
-            models.CheckConstraint(
-                condition=Q(risk_category__in=RiskCategory.values), name="patient_risk_category_valid"
-            ),
             # One live enrollment per person and program: enrolling the same person twice would get round the
             # one-open-prescription and next-fill rules.
             models.UniqueConstraint(
@@ -189,18 +181,27 @@ class TestResult(models.TextChoices):
     POSITIVE = "positive"
 
 
+class TestSetting(models.TextChoices):
+    LABORATORY = "laboratory", "Laboratory"
+    MEDICAL_OFFICE = "medical_office", "Medical office"
+    HOME = "home", "Home"
+
+
 class PregnancyTest(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="pregnancy_tests")
     collected_at = models.DateTimeField()
     result = models.CharField(max_length=8, choices=TestResult.choices)
     sensitivity_miu_ml = models.PositiveSmallIntegerField()
+    # Where the specimen was collected and tested: which settings count is the rule set's.
+    setting = models.CharField(max_length=20, choices=TestSetting.choices, default=TestSetting.LABORATORY)
     recorded_at = models.DateTimeField()
     recorded_by = models.ForeignKey("accounts.User", on_delete=models.PROTECT, related_name="+")
 
     class Meta:
         constraints = [
-            models.CheckConstraint(condition=Q(result__in=TestResult.values), name="pregnancy_test_result_valid")
+            models.CheckConstraint(condition=Q(result__in=TestResult.values), name="pregnancy_test_result_valid"),
+            models.CheckConstraint(condition=Q(setting__in=TestSetting.values), name="pregnancy_test_setting_valid"),
         ]
         indexes = [
             models.Index(fields=["patient", "-collected_at"]),
@@ -211,25 +212,18 @@ class PregnancyTest(models.Model):
 class AttestationKind(models.TextChoices):
     CONTRACEPTION = "contraception"
     MALE_COUNSELING = "male_counseling"
-
-
-class ContraceptionMethod(models.TextChoices):
-    IUD = "IUD", "Intrauterine device"
-    HORMONAL = "HORMONAL", "Hormonal (pill, injection, patch, ring or implant)"
-    TUBAL_LIGATION = "TUBAL_LIGATION", "Tubal ligation"
-    PARTNER_VASECTOMY = "PARTNER_VASECTOMY", "Partner's vasectomy"
-    MALE_CONDOM = "MALE_CONDOM", "Male latex or synthetic condom"
-    DIAPHRAGM = "DIAPHRAGM", "Diaphragm"
-    CERVICAL_CAP = "CERVICAL_CAP", "Cervical cap"
+    COUNSELING = "counseling"
 
 
 class Attestation(models.Model):
-    """What the prescriber attests for a prescription: contraception for FRP, condom counseling for males."""
+    """What the prescriber attests for a prescription: contraception (a patient who can get pregnant), condom
+    counseling (males, thalidomide class), counseling (iPLEDGE). Which are required is the rule set's."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="attestations")
     kind = models.CharField(max_length=16, choices=AttestationKind.choices)
-    methods = ArrayField(models.CharField(max_length=20, choices=ContraceptionMethod.choices), default=list)
+    # Names of the contraception methods of the program's rule set.
+    methods = ArrayField(models.CharField(max_length=40), default=list)
     abstinence = models.BooleanField(default=False)
     started_on = models.DateField(null=True, blank=True)
     attested_at = models.DateTimeField()
@@ -239,7 +233,7 @@ class Attestation(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(kind__in=AttestationKind.values), name="attestation_kind_valid"),
             models.CheckConstraint(
-                condition=Q(kind=AttestationKind.MALE_COUNSELING) | Q(started_on__isnull=False),
+                condition=~Q(kind=AttestationKind.CONTRACEPTION) | Q(started_on__isnull=False),
                 name="attestation_contraception_has_start",
             ),
         ]

@@ -8,14 +8,13 @@ row (`FOR UPDATE SKIP LOCKED`) and sends only what is still pending, so a task d
 
 import logging
 import uuid
-from datetime import datetime, time, timedelta
-from datetime import timezone as dt_timezone
+from datetime import timedelta
 
 from celery import current_app
 from django.conf import settings
 from django.core.mail import EmailMessage
 from django.db import connection, transaction
-from django.db.models import Max, OuterRef, Q, Subquery
+from django.db.models import Q
 
 from accounts.models import PHARMACY_ROLES, PRESCRIBER_ROLES, Role, User
 
@@ -24,13 +23,8 @@ from .models import (
     Notification,
     NotificationKind,
     NotificationState,
-    Patient,
-    PatientSurvey,
-    PregnancyTest,
-    Program,
     Status,
 )
-from .selectors import rule_set_in_force
 
 logger = logging.getLogger(__name__)
 
@@ -39,12 +33,8 @@ logger = logging.getLogger(__name__)
 DELIVER_NOTIFICATION_TASK = "rems.deliver_notification"
 MAX_ATTEMPTS = 8
 HIGH = "high"
-# Reminder times: FRP pregnancy tests two days before and on the due day; certifications 30 and 7 days before
-# their end. (Authorizations and RDAs about to lapse: `dispensing.reminders`.)
-TEST_DUE_SOON = timedelta(days=2)
-# From the product description (a reminder, not a gate): blood counts weekly for 8 weeks, then monthly.
-BLOOD_COUNT_WEEKLY_WEEKS = 8
-BLOOD_COUNT_MONTHLY_DAYS = 30
+# Certifications are reminded of 30 and 7 days before their end (the patients' reminders, and authorizations
+# and RDAs about to lapse: `dispensing.reminders`).
 # A reminder whose moment passed is still created late (after an outage of the planner, say), up to a week:
 # an overdue test is worth a reminder; one for a moment long gone would only be noise.
 STALE_AFTER = timedelta(days=7)
@@ -184,100 +174,10 @@ def deliver_due(*, now, batch_size=200):
 
 
 # --- Planning -------------------------------------------------------------------------------------------
-def _at_midnight(day):
-    return datetime.combine(day, time.min, tzinfo=dt_timezone.utc)
-
-
-def _due_now(send_at, now):
+def due_now(send_at, now):
+    """Whether a reminder whose time is `send_at` is to be created at `now`: its time has come, and not so long
+    ago that it would only be noise (`STALE_AFTER`)."""
     return send_at <= now and now - send_at <= STALE_AFTER
-
-
-def _short(patient_id):
-    return str(patient_id)[:8]
-
-
-def _plan_patient(patient, latest_test_at, now, params, counts, offices):
-    def office_users():
-        if patient.prescriber_id not in offices:
-            offices[patient.prescriber_id] = prescriber_office(patient.prescriber_id)
-        return offices[patient.prescriber_id]
-
-    def remind(kind, due_on, send_at, title, body):
-        if _due_now(send_at, now) and office_users():
-            created = notification_create(
-                recipients=office_users(), kind=kind, subject_type="patient", subject_id=patient.pk,
-                due_on=due_on, send_at=send_at, title=title, body=body, now=now, enqueue=False,
-            )
-            counts[kind] = counts.get(kind, 0) + len(created)
-
-    start = patient.therapy_started_at
-    # FRP pregnancy tests during therapy: weekly for the first weeks, then every 4 (regular) or 2 weeks.
-    if params and patient.risk_category in params.reproductive_potential_categories and latest_test_at:
-        weekly_until = start + timedelta(weeks=params.weekly_testing_weeks)
-        if latest_test_at < weekly_until:
-            interval = params.test_interval_days_initial
-        elif patient.irregular_cycles:
-            interval = params.test_interval_days_irregular
-        else:
-            interval = params.test_interval_days_regular
-        due_at = latest_test_at + timedelta(days=interval)
-        due_on = due_at.date()
-        body = (f"Patient {_short(patient.pk)} ({patient.risk_category}): the next pregnancy test is due on "
-                f"{due_on} ({interval}-day interval).")
-        remind(NotificationKind.PREGNANCY_TEST_DUE_SOON, due_on, _at_midnight(due_on) - TEST_DUE_SOON,
-               "Pregnancy test due in 2 days", body)
-        remind(NotificationKind.PREGNANCY_TEST_DUE, due_on, _at_midnight(due_on), "Pregnancy test due today", body)
-    # Blood counts: weekly for 8 weeks, then monthly.
-    elapsed = now - start
-    weekly = timedelta(weeks=BLOOD_COUNT_WEEKLY_WEEKS)
-    if elapsed < weekly:
-        last_point = start + timedelta(weeks=int(elapsed / timedelta(weeks=1)))
-    else:
-        months = int((elapsed - weekly) / timedelta(days=BLOOD_COUNT_MONTHLY_DAYS))
-        last_point = start + weekly + timedelta(days=BLOOD_COUNT_MONTHLY_DAYS * months)
-    if last_point > start:
-        remind(NotificationKind.BLOOD_COUNT_DUE, last_point.date(), last_point, "Complete blood count due",
-               f"Patient {_short(patient.pk)}: a complete blood count is due on {last_point.date()} "
-               "(weekly for the first 8 weeks of therapy, then monthly).")
-    # Patient surveys, by the category's cadence (every 6 months for adult FNRP; monthly otherwise).
-    if params:
-        # Every-prescription categories: a survey before each prescription, so about once per supply.
-        cadence = params.survey_interval_days.get(patient.risk_category, params.max_days_supply)
-        survey_due = (patient.latest_survey_at or start) + timedelta(days=cadence)
-        remind(NotificationKind.SURVEY_DUE, survey_due.date(), survey_due, "Patient survey due",
-               f"Patient {_short(patient.pk)} ({patient.risk_category}): a patient survey is due on "
-               f"{survey_due.date()}.")
-
-
-def plan_patient_reminders(*, now, batch_size=PLAN_BATCH):
-    """Create the reminders due now for every patient in therapy, in batches keyed on the patient id."""
-    counts, offices = {}, {}
-    params_by_program = {p.pk: rule_set_in_force(program=p, now=now).parameters for p in Program.objects.all()}
-    latest_negative = (
-        PregnancyTest.objects.filter(patient=OuterRef("pk"), result="negative").values("patient")
-        .annotate(m=Max("collected_at")).values("m")
-    )
-    latest_survey = (
-        PatientSurvey.objects.filter(patient=OuterRef("pk")).values("patient")
-        .annotate(m=Max("completed_at")).values("m")
-    )
-    last_id = None
-    while True:
-        qs = (
-            Patient.objects.filter(status=Status.ACTIVE, therapy_started_at__isnull=False)
-            .annotate(latest_test_at=Subquery(latest_negative), latest_survey_at=Subquery(latest_survey))
-            .order_by("pk")
-        )
-        if last_id is not None:
-            qs = qs.filter(pk__gt=last_id)
-        batch = list(qs[:batch_size])
-        with transaction.atomic():
-            for patient in batch:
-                _plan_patient(patient, patient.latest_test_at, now, params_by_program.get(patient.program_id), counts,
-                              offices)
-        if len(batch) < batch_size:
-            return counts
-        last_id = batch[-1].pk
 
 
 def plan_certification_reminders(*, now):

@@ -6,9 +6,10 @@ from django.db import IntegrityError, transaction
 from rems.compliance_log.actions import ENROLLMENT_CHANGES, Action
 from rems.compliance_log.writer import log_entry_write
 from rems.core.errors import ActionRefused
+from rems.core.gates import age_on, category_fits_age
 
 from .models import Patient, Status
-from .selectors import certification_is_active
+from .selectors import certification_is_active, rule_set_in_force
 from .validation import CLOCK_SKEW, InvalidValue, plausible_date_check
 
 
@@ -24,6 +25,25 @@ class AlreadyEnrolled(CannotEnroll):
 
 class CannotChangeEnrollment(ActionRefused):
     pass
+
+
+def _category_check(program, risk_category, date_of_birth, now):
+    """The category is one of the program's (under its rule set in force) and fits the patient's age today: a
+    child category for a child, an adult one for an adult. (Every decision checks the age again: children grow
+    up.)"""
+    rule_set = rule_set_in_force(program=program, now=now)
+    params = rule_set.parameters
+    if params is None:
+        raise CannotEnroll(f"No valid rule set is in force for {program.slug}; nobody can be enrolled until one is.",
+                           code="no_rule_set")
+    category = params.category(risk_category)
+    if category is None:
+        raise InvalidValue(f"{risk_category} is not a risk category of {program.slug}; its categories are "
+                           f"{', '.join(params.risk_categories)}.", code="invalid_choice", field="risk_category")
+    age = age_on(date_of_birth, now.date())
+    if not category_fits_age(category, age, params):
+        expected = "an adult" if category.age == "adult" else "a child"
+        raise InvalidValue(f"{risk_category} is for {expected}, but the patient is {age}.", field="risk_category")
 
 
 def _agreement_date_check(agreement_signed_on, now, *, date_of_birth=None):
@@ -44,6 +64,7 @@ def patient_enroll(
         raise InvalidValue("The date of birth cannot be in the future.", field="date_of_birth")
     plausible_date_check(date_of_birth, "The date of birth", field="date_of_birth")
     _agreement_date_check(agreement_signed_on, now, date_of_birth=date_of_birth)
+    _category_check(program, risk_category, date_of_birth, now)
     # Patients are enrolled by a certified prescriber.
     if not certification_is_active(program_id=program.pk, prescriber_id=prescriber.pk, now=now):
         raise CannotEnroll(
@@ -79,6 +100,7 @@ def patient_change_risk_category(*, actor, patient, risk_category, agreement_sig
     _agreement_date_check(agreement_signed_on, now, date_of_birth=patient.date_of_birth)
     if agreement_signed_on < patient.agreement_signed_on:
         raise InvalidValue("The new agreement cannot be older than the one on file.", field="agreement_signed_on")
+    _category_check(patient.program, risk_category, patient.date_of_birth, now)
     before = {"risk_category": patient.risk_category, "agreement_signed_on": patient.agreement_signed_on.isoformat()}
     patient.risk_category = risk_category
     patient.agreement_signed_on = agreement_signed_on

@@ -4,7 +4,7 @@ A loaded rule set never changes; new rules are a new version with its own date."
 from datetime import datetime
 from pathlib import Path
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from rems.compliance_log.actions import Action
 from rems.compliance_log.writer import log_entry_write
@@ -13,6 +13,7 @@ from rems.core.identifiers import ndc_parse
 from rems.core.rules import InvalidRuleSet, RuleParameters
 
 from .models import Product, Program, RuleSet
+from .validation import InvalidValue
 
 # The program files that come with the service, by program slug: `<slug>.json`.
 BUNDLED = Path(__file__).resolve().parent / "data"
@@ -35,7 +36,14 @@ def program_load(*, actor, data, now):
         products, rule_sets = data.get("products", []), data.get("rule_sets", [])
     except (KeyError, TypeError) as exc:
         raise CannotLoadProgram(f"Program data lacks {exc}.") from None
+    ingredient = data.get("ingredient") or {}
+    if not isinstance(ingredient, dict):
+        raise CannotLoadProgram("A program's ingredient is an object: name, rxnorm.")
     program, _ = Program.objects.get_or_create(slug=slug, defaults={"name": name})
+    found = {"ingredient": str(ingredient.get("name", ""))[:80], "rxnorm": str(ingredient.get("rxnorm", ""))[:20]}
+    if any(found.values()) and (program.ingredient, program.rxnorm) != (found["ingredient"], found["rxnorm"]):
+        Program.objects.filter(pk=program.pk).update(**found)
+        program.refresh_from_db()
     for item in products:
         ndc = ndc_parse(item["ndc"])
         product, created = Product.objects.get_or_create(
@@ -46,29 +54,73 @@ def program_load(*, actor, data, now):
             raise CannotLoadProgram(f"NDC {ndc} already belongs to another program.")
     loaded = []
     for item in rule_sets:
+        if not isinstance(item, dict):
+            raise CannotLoadProgram(f"A rule set of {slug} is an object.")
         try:
-            RuleParameters.from_dict(item["parameters"])
-            effective_at = datetime.fromisoformat(item["effective_at"].replace("Z", "+00:00"))
-        except (InvalidRuleSet, KeyError, ValueError, AttributeError) as exc:
+            effective_at = datetime.fromisoformat(str(item["effective_at"]).replace("Z", "+00:00"))
+            version = item["version"]
+        except (KeyError, ValueError) as exc:
             raise CannotLoadProgram(f"Rule set {item.get('version')!r} of {slug} is invalid: {exc}") from None
-        if effective_at.tzinfo is None:
-            raise CannotLoadProgram(f"Rule set {item['version']!r}: effective_at needs an offset.")
-        existing = RuleSet.objects.filter(program=program, version=item["version"]).first()
+        existing = RuleSet.objects.filter(program=program, version=version).first()
         if existing is not None:
-            if existing.parameters != item["parameters"] or existing.effective_at != effective_at:
+            if existing.parameters != item.get("parameters") or existing.effective_at != effective_at:
                 raise CannotLoadProgram(
-                    f"Rule set {slug}@{item['version']} is already loaded with other values; rule sets never change, "
+                    f"Rule set {slug}@{version} is already loaded with other values; rule sets never change, "
                     "load the new rules as a new version."
                 )
             continue
-        rule_set = RuleSet.objects.create(
-            program=program, version=item["version"], effective_at=effective_at, parameters=item["parameters"],
-            sources=item.get("sources", {}),
-        )
+        try:
+            rule_set = _rule_set_create(actor=actor, program=program, version=version, effective_at=effective_at,
+                                        parameters=item.get("parameters"), sources=item.get("sources", {}), now=now)
+        except InvalidValue as exc:
+            raise CannotLoadProgram(f"Rule set {version!r} of {slug} is invalid: {exc.message}") from None
         loaded.append(rule_set.label)
-        log_entry_write(
-            actor=actor, action=Action.RULE_SET_LOAD, outcome="loaded", object_type="rule_set", object_id=rule_set.pk,
-            program=slug, rule_set=rule_set.label, now=now,
-            detail={"effective_at": effective_at.isoformat(), "parameters": item["parameters"]},
-        )
     return program, loaded
+
+
+class RuleSetExists(ActionRefused):
+    """A version, or a moment of taking effect, that the program already has: a rule set is never replaced."""
+
+    code = "rule_set_exists"
+
+
+def _rule_set_create(*, actor, program, version, effective_at, parameters, sources, now):
+    if not isinstance(version, str) or not version.strip() or len(version) > 40:
+        raise InvalidValue("A rule set's version is a text of 1 to 40 characters, e.g. 2027-01-01.", field="version")
+    if effective_at.tzinfo is None:
+        raise InvalidValue("effective_at needs its offset, e.g. 2027-01-01T00:00:00Z.", field="effective_at")
+    try:
+        RuleParameters.from_dict(parameters)
+    except InvalidRuleSet as exc:
+        raise InvalidValue(str(exc), field="parameters") from None
+    if not isinstance(sources, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in sources.items()):
+        raise InvalidValue("sources: an object from parameter names to where each comes from.", field="sources")
+    if RuleSet.objects.filter(program=program, version=version).exists():
+        raise RuleSetExists(f"Rule set {program.slug}@{version} is already loaded; rule sets are never replaced: "
+                            "load the new rules as a new version.")
+    if RuleSet.objects.filter(program=program, effective_at=effective_at).exists():
+        raise RuleSetExists(f"A rule set of {program.slug} already takes effect at the same moment, "
+                            f"{effective_at.isoformat()}; each version takes effect at a moment of its own.")
+    try:
+        with transaction.atomic():
+            rule_set = RuleSet.objects.create(program=program, version=version, effective_at=effective_at,
+                                              parameters=parameters, sources=sources)
+    except IntegrityError:
+        raise RuleSetExists(f"Rule set {program.slug}@{version} was loaded at the same moment.") from None
+    log_entry_write(
+        actor=actor, action=Action.RULE_SET_LOAD, outcome="loaded", object_type="rule_set", object_id=rule_set.pk,
+        program=program.slug, rule_set=rule_set.label, now=now,
+        detail={"effective_at": effective_at.isoformat(), "parameters": parameters},
+    )
+    return rule_set
+
+
+@transaction.atomic
+def rule_set_load(*, actor, program, version, effective_at, parameters, sources, now):
+    """A new version of a program's rules, from the program administrator: validated, never effective in the
+    past (decisions already made keep the rules they were made under), never replacing a version. Decisions
+    made at or after `effective_at` are made under it. Returns the rule set."""
+    if effective_at.tzinfo is not None and effective_at < now:
+        raise InvalidValue("effective_at is in the past; a rule set takes effect now or later.", field="effective_at")
+    return _rule_set_create(actor=actor, program=program, version=version, effective_at=effective_at,
+                            parameters=parameters, sources=sources, now=now)

@@ -14,36 +14,47 @@ from .models import (
     PatientSurvey,
     PregnancyReport,
     PregnancyTest,
-    RiskCategory,
     Status,
     TestResult,
+    TestSetting,
 )
 from .notifications import positive_test_alert
+from .selectors import rule_set_in_force
 from .validation import (
     CLOCK_SKEW,
     InvalidValue,
     contraception_attestation_check,
-    male_counseling_attestation_check,
+    counseling_attestation_check,
     not_in_future_check,
     plausible_date_check,
     sensitivity_check,
 )
-
-MALE_CATEGORIES = {RiskCategory.MALE_ADULT, RiskCategory.MALE_CHILD}
-REPRODUCTIVE_CATEGORIES = {RiskCategory.FRP_ADULT, RiskCategory.FRP_CHILD}
 
 
 class CannotRecord(ActionRefused):
     pass
 
 
+def _category(patient, now):
+    """The patient's category under the rule set in force (None if none is in force or it has no such
+    category), with the rule set's parameters."""
+    params = rule_set_in_force(program=patient.program, now=now).parameters
+    return (params.category(patient.risk_category) if params else None), params
+
+
 @transaction.atomic
-def pregnancy_test_record(*, actor, patient, collected_at, result, sensitivity_miu_ml, now):
+def pregnancy_test_record(*, actor, patient, collected_at, result, sensitivity_miu_ml, now,
+                          setting=TestSetting.LABORATORY):
     not_in_future_check(collected_at, now, "The collection time", field="collected_at")
     sensitivity_check(sensitivity_miu_ml)
     if result not in TestResult.values:
         raise InvalidValue(f"A test's result is one of: {', '.join(TestResult.values)}.", field="result")
-    if patient.risk_category in MALE_CATEGORIES:
+    if setting not in TestSetting.values:
+        raise InvalidValue(f"A test's setting is one of: {', '.join(TestSetting.values)}.", field="setting")
+    category, _ = _category(patient, now)
+    if category is not None and category.male:
+        # Recorded for anyone else: a test of a patient whose category says she cannot get pregnant is a fact
+        # worth keeping (a positive one suspends the enrollment all the same).
         raise CannotRecord("Pregnancy tests are not recorded for a male patient.", code="not_applicable")
     if collected_at.date() < patient.date_of_birth:
         raise InvalidValue("The collection time is before the patient's birth.", field="collected_at")
@@ -51,12 +62,13 @@ def pregnancy_test_record(*, actor, patient, collected_at, result, sensitivity_m
     patient = Patient.objects.select_for_update(no_key=True).get(pk=patient.pk)
     test = PregnancyTest.objects.create(
         patient=patient, collected_at=collected_at, result=result, sensitivity_miu_ml=sensitivity_miu_ml,
-        recorded_at=now, recorded_by=actor,
+        setting=setting, recorded_at=now, recorded_by=actor,
     )
     log_entry_write(
         actor=actor, action=Action.PREGNANCY_TEST_RECORD, outcome=result, object_type="pregnancy_test",
         object_id=test.pk, program=patient.program.slug, patient_id=patient.pk, prescriber_id=patient.prescriber_id,
-        now=now, detail={"collected_at": collected_at.isoformat(), "sensitivity_miu_ml": sensitivity_miu_ml},
+        now=now, detail={"collected_at": collected_at.isoformat(), "sensitivity_miu_ml": sensitivity_miu_ml,
+                         "setting": setting},
     )
     if result == TestResult.POSITIVE:
         _positive_test_suspend(actor=actor, patient=patient, test=test, now=now)
@@ -87,21 +99,30 @@ def _positive_test_suspend(*, actor, patient, test, now):
 
 @transaction.atomic
 def attestation_record(*, actor, patient, kind, now, methods=(), abstinence=False, started_on=None):
-    """Contraception (a female of reproductive potential) or condom counseling (a male), attested by the
-    prescriber for the next prescription."""
+    """Contraception (a patient who can get pregnant) or counseling (of the kind the patient's category needs:
+    condom counseling for males of the thalidomide class, counseling in iPLEDGE), attested by the prescriber."""
+    category, params = _category(patient, now)
+    if category is None:
+        raise CannotRecord("No rule set in force has the patient's risk category; nothing can be attested under it.",
+                           code="not_applicable")
     if kind == AttestationKind.CONTRACEPTION:
-        if patient.risk_category not in REPRODUCTIVE_CATEGORIES:
+        if not category.can_get_pregnant:
             raise CannotRecord(
-                "Contraception is attested for females of reproductive potential only.", code="not_applicable"
+                "Contraception is attested for patients who can get pregnant only.", code="not_applicable"
             )
-        contraception_attestation_check(methods=methods, abstinence=abstinence, started_on=started_on)
+        contraception_attestation_check(methods=methods, abstinence=abstinence, started_on=started_on,
+                                        known=params.contraception_methods,
+                                        abstinence_allowed=params.contraception_abstinence_allowed)
         if started_on > (now + CLOCK_SKEW).date():
             raise InvalidValue("The date contraception started cannot be in the future.", field="started_on")
         plausible_date_check(started_on, "The date contraception started", field="started_on")
-    elif kind == AttestationKind.MALE_COUNSELING:
-        if patient.risk_category not in MALE_CATEGORIES:
-            raise CannotRecord("Condom counseling is attested for male patients only.", code="not_applicable")
-        male_counseling_attestation_check(methods=methods, abstinence=abstinence, started_on=started_on)
+    elif kind in (AttestationKind.MALE_COUNSELING, AttestationKind.COUNSELING):
+        needed = params.counseling.get(patient.risk_category)
+        if needed is None or needed.kind != kind:
+            what = {"male_counseling": "Condom counseling", "counseling": "Counseling"}[kind]
+            raise CannotRecord(f"{what} is not attested for a patient of {patient.risk_category} in this program.",
+                               code="not_applicable")
+        counseling_attestation_check(methods=methods, abstinence=abstinence, started_on=started_on, kind=kind)
     else:
         raise InvalidValue(f"Unknown attestation kind {kind!r}.", field="kind")
     attestation = Attestation.objects.create(

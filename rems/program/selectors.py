@@ -14,9 +14,7 @@ from .models import Certification, RuleSet, Status
 def rule_set_in_force(*, program, now):
     """The rule set of `program` in force at `now`, as a fact; a missing or invalid one is a fact too, and the
     gate engine denies on it."""
-    rule_set = (
-        RuleSet.objects.filter(program=program, effective_at__lte=now).order_by("-effective_at").first()
-    )
+    rule_set = rule_set_row_in_force(program=program, now=now)
     if rule_set is None:
         return RuleSetFact(label=f"{program.slug}@none", parameters=None, problem="no rule set in force")
     label = f"{program.slug}@{rule_set.version}"
@@ -24,6 +22,28 @@ def rule_set_in_force(*, program, now):
         return RuleSetFact(label=label, parameters=RuleParameters.from_dict(rule_set.parameters))
     except InvalidRuleSet as exc:
         return RuleSetFact(label=label, parameters=None, problem=f"rule set {label} is invalid: {exc}")
+
+
+def rule_set_row_in_force(*, program, now):
+    """The RuleSet of `program` in force at `now` (as stored: version, effective_at, parameters, sources), or
+    None."""
+    return RuleSet.objects.filter(program=program, effective_at__lte=now).order_by("-effective_at").first()
+
+
+def rule_set_parameters(label):
+    """The parameters of the rule set labelled `slug@version` (as a decision names it), or None."""
+    slug, _, version = (label or "").partition("@")
+    row = RuleSet.objects.filter(program__slug=slug, version=version).values_list("parameters", flat=True).first()
+    try:
+        return RuleParameters.from_dict(row) if row is not None else None
+    except InvalidRuleSet:
+        return None
+
+
+def category_label(params, name):
+    """A risk category's label under `params`, or its name when the rule set does not have it."""
+    category = params.category(name) if params else None
+    return category.label if category else name
 
 
 def certification_fact(*, program_id, prescriber_id=None, pharmacy_id=None):

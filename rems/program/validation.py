@@ -6,8 +6,6 @@ from datetime import date, timedelta
 
 from rems.core.errors import ActionRefused
 
-from .models import ContraceptionMethod
-
 # A recorded time may run ahead of the server's clock by this much (clock skew), never more.
 CLOCK_SKEW = timedelta(minutes=5)
 # Nothing the program records happened before this day: an earlier date is a typing error.
@@ -53,29 +51,34 @@ def sensitivity_check(sensitivity_miu_ml):
                            field="sensitivity_miu_ml")
 
 
-def contraception_methods_check(*, methods, abstinence):
-    """A contraception attestation names its methods or abstinence, not both, and each method once."""
+def contraception_methods_check(*, methods, abstinence, known=None, abstinence_allowed=True):
+    """A contraception attestation names its methods or abstinence, not both, and each method once, from the
+    `known` methods of the program (when given)."""
     methods = list(methods or ())
+    if abstinence and not abstinence_allowed:
+        raise InvalidValue("The program does not take abstinence instead of methods.", field="abstinence")
     if abstinence and methods:
         raise InvalidValue("Give either methods or abstinence, not both.", code="conflict", field="methods")
     if not abstinence and not methods:
         raise InvalidValue("Give the contraception methods, or abstinence: true.", code="required", field="methods")
     if len(set(methods)) != len(methods):
         raise InvalidValue("A method is listed twice.", code="duplicate", field="methods")
-    unknown = sorted(set(methods) - set(ContraceptionMethod.values))
+    unknown = sorted(set(methods) - set(known)) if known is not None else []
     if unknown:
         raise InvalidValue(f"Unknown contraception methods: {', '.join(unknown)}.", code="invalid_choice",
                            field="methods")
 
 
-def contraception_attestation_check(*, methods, abstinence, started_on):
+def contraception_attestation_check(*, methods, abstinence, started_on, known=None, abstinence_allowed=True):
     """`contraception_methods_check`, and the day contraception started is given."""
-    contraception_methods_check(methods=methods, abstinence=abstinence)
+    contraception_methods_check(methods=methods, abstinence=abstinence, known=known,
+                                abstinence_allowed=abstinence_allowed)
     if started_on is None:
         raise InvalidValue("Give the date contraception started.", code="required", field="started_on")
 
 
-def male_counseling_attestation_check(*, methods, abstinence, started_on):
-    """A male counseling attestation takes no methods, abstinence or start date."""
+def counseling_attestation_check(*, methods, abstinence, started_on, kind="counseling"):
+    """A counseling attestation (of `kind`: male_counseling, counseling) takes no methods, abstinence or start
+    date."""
     if methods or abstinence or started_on:
-        raise InvalidValue("A male counseling attestation takes no methods, abstinence or start date.")
+        raise InvalidValue(f"A {kind.replace('_', ' ')} attestation takes no methods, abstinence or start date.")

@@ -16,7 +16,7 @@ from django.utils import timezone
 from accounts.services import api_key_issue
 from dispensing import dispenses, prescriptions
 from dispensing.models import MatchLock
-from rems.program.models import Certification, Notification, Program, RiskCategory
+from rems.program.models import Certification, Notification, Program
 
 from ..factories import PatientFactory
 from ..support.urls import url_patterns
@@ -44,6 +44,7 @@ PUBLIC = {"schema", "docs"}
 
 MATRIX = {
     ("program-list", "GET"): row(200),
+    ("program-rule-sets", "POST"): row(admin=400),
     ("prescriber-list", "GET"): row(**roles(200, PROGRAM + OFFICE)),
     ("prescriber-list", "POST"): row(admin=400),
     ("prescriber-detail", "GET"): row(**roles(200, PROGRAM), **roles((200, 404), OFFICE)),
@@ -126,7 +127,7 @@ def objects(world):
     built = {}
     for side in ("ours", "theirs"):
         party = world[side]
-        patient = PatientFactory(prescriber=party.prescriber, program=program, risk_category=RiskCategory.FNRP_ADULT)
+        patient = PatientFactory(prescriber=party.prescriber, program=program, risk_category="FNRP_ADULT")
         _, _, prescription = prescriptions.prescription_authorize(
             actor=party.users["prescriber"], patient=patient, ndc="59572-0504-21", quantity=21, days_supply=28,
             now=now)
@@ -158,6 +159,8 @@ def _kwargs(name, role, objects, world, own):
     """The path arguments of route `name` for `role`: its own object, or the other party's."""
     if name.endswith("-list") or name.startswith(("audit-", "reports")):
         return {}
+    if name == "program-rule-sets":
+        return {"slug": "pomalidomide"}
     side = "ours" if own else "theirs"
     o, party = objects[side], objects[side]["party"]
     if name in ("prescriber-detail", "prescriber-certifications"):

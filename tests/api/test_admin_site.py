@@ -360,7 +360,7 @@ def test_a_rule_set_is_shown_read_only_with_its_parameters_and_sources(browser, 
     detail = browser.get(f"/admin/rems/ruleset/{rule_set.pk}/change/")
 
     assert detail.status_code == 200
-    assert b"prescriber_certification_months" in detail.content and b"FDA-published REMS materials" in detail.content
+    assert b"prescriber_certification_months" in detail.content and b"POMALYST REMS document" in detail.content
     response = browser.post(f"/admin/rems/ruleset/{rule_set.pk}/change/", {"version": "edited", "_save": "Save"})
     assert response.status_code == 403
     assert browser.post(f"/admin/rems/ruleset/{rule_set.pk}/delete/", {"post": "yes"}).status_code == 403

@@ -9,7 +9,7 @@ from django.utils import timezone
 from accounts.models import Role
 from dispensing import prescriptions
 from dispensing.models import DispenseAuthorization, Prescription
-from rems.program.models import Certification, Patient, RiskCategory
+from rems.program.models import Certification, Patient
 
 from ..conftest import POMALIDOMIDE_3MG, make_party
 from ..factories import PatientFactory, PrescriberFactory, UserFactory, token_for
@@ -63,7 +63,7 @@ def approved_authorization(api, ours, risk_category="FNRP_ADULT"):
 # --- Prescription authorization ------------------------------------------------------------------------
 def test_uncertified_prescriber(api, program):
     prescriber = PrescriberFactory()  # never certified
-    patient = PatientFactory(prescriber=prescriber, program=program, risk_category=RiskCategory.MALE_ADULT)
+    patient = PatientFactory(prescriber=prescriber, program=program, risk_category="MALE_ADULT")
     token = token_for(UserFactory(role=Role.PRESCRIBER, prescriber=prescriber), timezone.now())
 
     status, decision = prescribe(api, token, str(patient.pk))
@@ -274,7 +274,7 @@ def test_uncertified_pharmacy(api, world, program):
 def test_an_expired_authorization(api, world):
     ours = world["ours"]
     patient = PatientFactory(prescriber=ours.prescriber, program=Patient._meta.apps.get_model("rems", "Program")
-                             .objects.get(slug="pomalidomide"), risk_category=RiskCategory.FNRP_ADULT)
+                             .objects.get(slug="pomalidomide"), risk_category="FNRP_ADULT")
     # Issued 31 days ago: an FNRP authorization is valid 30 days.
     decision, _, prescription = prescriptions.prescription_authorize(
         actor=ours.users["prescriber"], patient=patient, ndc="59572-0504-21", quantity=21, days_supply=28,

@@ -21,7 +21,7 @@ from dispensing import dispenses, prescriptions
 from dispensing.models import DispenseAuthorization, Prescription
 from rems.compliance_log.models import ComplianceLogEntry
 from rems.program import patients, records
-from rems.program.models import AttestationKind, Patient, RiskCategory
+from rems.program.models import AttestationKind, Patient
 from tests.conftest import POMALIDOMIDE_4MG, make_party
 from tests.factories import UserFactory
 
@@ -222,7 +222,7 @@ def frp_prescription(parties, program):
     now = timezone.now()
     patient = patients.patient_enroll(
         actor=prescriber, prescriber=office.prescriber, program=program, first_name="Counter", last_name="Ready",
-        date_of_birth=timezone.datetime(1988, 2, 29).date(), risk_category=RiskCategory.FRP_ADULT,
+        date_of_birth=timezone.datetime(1988, 2, 29).date(), risk_category="FRP_ADULT",
         irregular_cycles=False, agreement_signed_on=(now - timedelta(days=40)).date(), now=now - timedelta(days=40))
     return _authorize(prescriber, patient, now)
 
@@ -303,7 +303,7 @@ def test_a_pharmacist_is_refused_for_a_stale_pregnancy_test_and_an_auditor_finds
     issued_at = timezone.now() - timedelta(days=8)
     patient = patients.patient_enroll(
         actor=prescriber, prescriber=office.prescriber, program=program, first_name="Stale", last_name="Test",
-        date_of_birth=timezone.datetime(1985, 9, 1).date(), risk_category=RiskCategory.FRP_ADULT,
+        date_of_birth=timezone.datetime(1985, 9, 1).date(), risk_category="FRP_ADULT",
         irregular_cycles=False, agreement_signed_on=(issued_at - timedelta(days=40)).date(), now=issued_at - timedelta(days=40))
     # The authorization was issued 8 days ago on a test collected 2 hours before: it lasted 7 days from the test.
     prescription = _authorize(prescriber, patient, issued_at)

@@ -10,7 +10,7 @@ from dispensing import dispenses, prescriptions
 from dispensing.models import DispenseAuthorization
 from rems.config.celery import app
 from rems.interfaces.tasks.sweeps import expire_lapsed
-from rems.program.models import Program, RiskCategory
+from rems.program.models import Program
 from tests.factories import PatientFactory
 
 from .conftest import wait_for
@@ -22,7 +22,7 @@ def test_the_worker_expires_a_lapsed_rda_and_frees_its_authorization(world, work
     worker_factory().start()
     ours = world["ours"]
     program = Program.objects.get(slug="pomalidomide")
-    patient = PatientFactory(prescriber=ours.prescriber, program=program, risk_category=RiskCategory.FNRP_ADULT)
+    patient = PatientFactory(prescriber=ours.prescriber, program=program, risk_category="FNRP_ADULT")
     two_days_ago = timezone.now() - timedelta(days=2)
     _, _, prescription = prescriptions.prescription_authorize(
         actor=ours.users["prescriber"], patient=patient, ndc="59572-0504-21", quantity=21, days_supply=28,

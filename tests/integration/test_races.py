@@ -115,7 +115,7 @@ def test_a_burst_of_wrong_birth_dates_cannot_slip_past_the_limit(world, settings
 
 @pytest.mark.parametrize("workers", [2, 4])
 def test_a_sweep_on_several_connections_expires_each_row_once_with_one_log_entry(world, workers):
-    from rems.program.models import Program, RiskCategory
+    from rems.program.models import Program
     from tests.factories import PatientFactory
 
     program = Program.objects.get(slug="pomalidomide")
@@ -123,7 +123,7 @@ def test_a_sweep_on_several_connections_expires_each_row_once_with_one_log_entry
     issued = timezone.now() - timedelta(days=31)
     held_at = timezone.now() - timedelta(days=2)
     for i in range(23):
-        patient = PatientFactory(prescriber=ours.prescriber, program=program, risk_category=RiskCategory.FNRP_ADULT)
+        patient = PatientFactory(prescriber=ours.prescriber, program=program, risk_category="FNRP_ADULT")
         at = held_at if i % 4 == 0 else issued
         _, _, prescription = prescriptions.prescription_authorize(
             actor=ours.users["prescriber"], patient=patient, ndc=POMALIDOMIDE_4MG, quantity=21, days_supply=28, now=at)
@@ -169,13 +169,13 @@ def test_a_prescription_decision_locks_its_patient_and_not_the_program(world):
     import psycopg
     from django.db import transaction
 
-    from rems.program.models import AttestationKind, Program, RiskCategory
+    from rems.program.models import AttestationKind, Program
     from rems.program.records import attestation_record
     from tests.factories import PatientFactory
 
     program = Program.objects.get(slug="pomalidomide")
     ours = world["ours"]
-    patient = PatientFactory(prescriber=ours.prescriber, program=program, risk_category=RiskCategory.MALE_ADULT)
+    patient = PatientFactory(prescriber=ours.prescriber, program=program, risk_category="MALE_ADULT")
     attestation_record(actor=ours.users["prescriber"], patient=patient, kind=AttestationKind.MALE_COUNSELING,
                        now=timezone.now())
     settings_dict = connection.settings_dict

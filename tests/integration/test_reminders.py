@@ -12,7 +12,7 @@ from dispensing import dispenses, prescriptions, reminders, sweeps
 from dispensing.models import DispenseAuthorization, Prescription
 from rems.compliance_log.models import ComplianceLogEntry
 from rems.program import notifications, records
-from rems.program.models import Notification, Program, RiskCategory
+from rems.program.models import Notification, Program
 from tests.factories import PatientFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -24,7 +24,7 @@ def office(world):
     return world["ours"].users["prescriber"]
 
 
-def _patient(world, category=RiskCategory.FRP_ADULT, *, started, irregular=False):
+def _patient(world, category="FRP_ADULT", *, started, irregular=False):
     program = Program.objects.get(slug="pomalidomide")
     return PatientFactory(prescriber=world["ours"].prescriber, program=program, risk_category=category,
                           therapy_started_at=started, irregular_cycles=irregular)
@@ -37,7 +37,7 @@ def _test(office, patient, at):
 
 def _plan_daily(start, days):
     for day in range(days + 1):
-        notifications.plan_patient_reminders(now=start + day * DAY + timedelta(hours=12))
+        reminders.plan_patient_reminders(now=start + day * DAY + timedelta(hours=12))
 
 
 def _due_dates(kind, patient):
@@ -48,12 +48,14 @@ def _due_dates(kind, patient):
 def test_frp_test_reminders_follow_weekly_then_the_cycle_interval(world, office, irregular, later_interval):
     start = timezone.now() - timedelta(days=120)
     patient = _patient(world, started=start, irregular=irregular)
-    # The patient is tested whenever a test is due: weekly for 4 weeks, then every 4 or 2 weeks.
+    # The patient is tested whenever a test is due: weekly for 4 weeks, then every 4 or 2 weeks. A test counts
+    # for the interval in force when it runs out: the test of week 4 (day 28 less two hours) runs out after the
+    # weekly weeks, so it counts for the longer interval.
     test_at = start - timedelta(hours=2)
     expected = []
     for _ in range(6):
         _test(office, patient, test_at)
-        weekly = test_at < start + timedelta(weeks=4)
+        weekly = test_at + timedelta(days=7) < start + timedelta(weeks=4)
         test_at += timedelta(days=7 if weekly else later_interval)
         expected.append(test_at.date())
         _plan_daily(test_at - timedelta(days=3), 3)
@@ -68,7 +70,7 @@ def test_frp_test_reminders_follow_weekly_then_the_cycle_interval(world, office,
 
 def test_blood_count_reminders_are_weekly_for_8_weeks_then_monthly(world):
     start = timezone.now() - timedelta(days=150)
-    patient = _patient(world, RiskCategory.MALE_ADULT, started=start)
+    patient = _patient(world, "MALE_ADULT", started=start)
 
     _plan_daily(start, 140)
 
@@ -82,11 +84,11 @@ def test_planning_again_creates_nothing_new(world, office):
     patient = _patient(world, started=start)
     _test(office, patient, start - timedelta(hours=2))
     now = start + timedelta(days=7)
-    notifications.plan_patient_reminders(now=now)
+    reminders.plan_patient_reminders(now=now)
     count = Notification.objects.count()
 
-    notifications.plan_patient_reminders(now=now)
-    notifications.plan_patient_reminders(now=now + timedelta(hours=3))
+    reminders.plan_patient_reminders(now=now)
+    reminders.plan_patient_reminders(now=now + timedelta(hours=3))
 
     assert Notification.objects.count() == count > 0
 
@@ -94,7 +96,7 @@ def test_planning_again_creates_nothing_new(world, office):
 def test_an_undispensed_authorization_warns_the_prescriber_and_the_pharmacy_24_hours_before(world, office):
     ours = world["ours"]
     program = Program.objects.get(slug="pomalidomide")
-    patient = PatientFactory(prescriber=ours.prescriber, program=program, risk_category=RiskCategory.FNRP_ADULT)
+    patient = PatientFactory(prescriber=ours.prescriber, program=program, risk_category="FNRP_ADULT")
     issued = timezone.now() - timedelta(days=29, hours=1)  # an FNRP authorization lasts 30 days
     _, _, rx = prescriptions.prescription_authorize(actor=office, patient=patient, ndc="59572-0504-21", quantity=21,
                                                  days_supply=28, now=issued)
@@ -141,7 +143,7 @@ def test_a_positive_test_alerts_every_administrator_at_once(world, office):
 def test_expiries_happen_at_the_end_of_validity_with_a_log_entry(world, office):
     ours = world["ours"]
     program = Program.objects.get(slug="pomalidomide")
-    patient = PatientFactory(prescriber=ours.prescriber, program=program, risk_category=RiskCategory.FNRP_ADULT)
+    patient = PatientFactory(prescriber=ours.prescriber, program=program, risk_category="FNRP_ADULT")
     issued = timezone.now() - timedelta(days=40)
     _, _, rx = prescriptions.prescription_authorize(actor=office, patient=patient, ndc="59572-0504-21", quantity=21,
                                                  days_supply=28, now=issued)
@@ -168,7 +170,7 @@ def test_the_expiry_sweep_works_in_bounded_batches(world, office):
     issued = timezone.now() - timedelta(days=31)
     for _ in range(25):
         patient = PatientFactory(prescriber=world["ours"].prescriber, program=program,
-                                 risk_category=RiskCategory.FNRP_ADULT)
+                                 risk_category="FNRP_ADULT")
         prescriptions.prescription_authorize(actor=office, patient=patient, ndc="59572-0504-21", quantity=21,
                                           days_supply=28, now=issued)
 
@@ -184,15 +186,36 @@ def test_the_expiry_sweep_works_in_bounded_batches(world, office):
     assert sweeps.expire_lapsed(now=timezone.now(), batch_size=10)["prescriptions"] == 0
 
 
-@pytest.mark.parametrize("category, cadence", [(RiskCategory.MALE_ADULT, 28), (RiskCategory.FNRP_ADULT, 182)])
-def test_survey_reminders_follow_the_category_cadence(world, office, category, cadence):
+def test_a_survey_every_182_days_is_reminded_182_days_after_the_last(world, office):
     start = timezone.now() - timedelta(days=200)
-    patient = _patient(world, category, started=start)
+    patient = _patient(world, "FNRP_ADULT", started=start)
     records.survey_record(actor=office, patient=patient, completed_at=start + timedelta(days=5), now=start + DAY * 5)
 
     _plan_daily(start, 195)
 
-    assert _due_dates("survey_due", patient)[0] == (start + timedelta(days=5 + cadence)).date()
+    assert _due_dates("survey_due", patient)[0] == (start + timedelta(days=5 + 182)).date()
+
+
+def test_a_survey_before_each_prescription_is_reminded_when_the_next_one_can_be_asked_for(world, office):
+    ours = world["ours"]
+    patient = _patient(world, "MALE_ADULT", started=None)
+    issued = timezone.now() - timedelta(days=27)
+    records.attestation_record(actor=office, patient=patient, kind="male_counseling", now=issued)
+    _, _, rx = prescriptions.prescription_authorize(actor=office, patient=patient, ndc="59572-0504-21", quantity=28,
+                                                    days_supply=28, now=issued)
+    _, _, rda = dispenses.dispense_authorization_request(
+        actor=ours.users["pharmacist"], pharmacy=ours.pharmacy, authorization_number=rx.authorization_number,
+        date_of_birth=patient.date_of_birth, ndc="59572-0504-21", quantity=28, days_supply=28, now=issued)
+    dispenses.dispense_confirm(actor=ours.users["pharmacist"], rda=rda, counseling_confirmed=True,
+                               medication_guide_provided=True, now=issued)
+    params = Program.objects.get(slug="pomalidomide").rule_sets.get().parameters
+    next_fill = issued + timedelta(days=28 - params["next_fill_max_remaining_days"])
+
+    reminders.plan_patient_reminders(now=next_fill - timedelta(microseconds=1))
+    assert _due_dates("survey_due", patient) == []
+    reminders.plan_patient_reminders(now=next_fill)
+    [survey_due] = Notification.objects.filter(kind="survey_due", subject_id=str(patient.pk)).distinct("send_at")
+    assert survey_due.send_at == next_fill and "before each prescription" in survey_due.body
 
 
 def test_a_failing_mail_server_is_retried_with_backoff_then_given_up(world, office, settings):

@@ -14,7 +14,7 @@ from dispensing.models import DispenseAuthorization, Prescription
 from rems.compliance_log.models import ComplianceLogEntry
 from rems.program import certifications, programs, records
 from rems.program.certifications import CannotCertify, CannotChangeCertification
-from rems.program.models import Certification, Program, RiskCategory
+from rems.program.models import Certification, Program
 from rems.program.programs import BUNDLED, CannotLoadProgram
 from rems.program.validation import InvalidValue
 from tests.factories import PatientFactory, PharmacyFactory, PrescriberFactory
@@ -91,7 +91,7 @@ def test_the_database_refuses_two_live_certifications(program):
 # --- Constraints ----------------------------------------------------------------------------------------
 def test_the_database_refuses_a_second_open_prescription(world, program):
     ours = world["ours"]
-    patient = PatientFactory(prescriber=ours.prescriber, program=program, risk_category=RiskCategory.FNRP_ADULT)
+    patient = PatientFactory(prescriber=ours.prescriber, program=program, risk_category="FNRP_ADULT")
     _, _, prescription = _authorize(ours, patient, timezone.now())
     duplicate = Prescription(
         **{f.attname: getattr(prescription, f.attname) for f in Prescription._meta.concrete_fields
@@ -105,7 +105,7 @@ def test_the_database_refuses_a_second_open_prescription(world, program):
 def test_the_database_refuses_a_second_live_rda(world, program):
     ours = world["ours"]
     now = timezone.now()
-    patient = PatientFactory(prescriber=ours.prescriber, program=program, risk_category=RiskCategory.FNRP_ADULT)
+    patient = PatientFactory(prescriber=ours.prescriber, program=program, risk_category="FNRP_ADULT")
     _, _, prescription = _authorize(ours, patient, now)
     _, _, rda = _rda(ours, patient, prescription, now)
     with pytest.raises(IntegrityError), transaction.atomic():
@@ -120,9 +120,9 @@ def test_the_database_refuses_a_second_live_rda(world, program):
 def test_the_sweep_expires_what_lapsed_and_a_rerun_changes_nothing(world, program):
     ours = world["ours"]
     now = timezone.now()
-    stale = PatientFactory(prescriber=ours.prescriber, program=program, risk_category=RiskCategory.FNRP_ADULT)
-    held = PatientFactory(prescriber=ours.prescriber, program=program, risk_category=RiskCategory.FNRP_ADULT)
-    fresh = PatientFactory(prescriber=ours.prescriber, program=program, risk_category=RiskCategory.FNRP_ADULT)
+    stale = PatientFactory(prescriber=ours.prescriber, program=program, risk_category="FNRP_ADULT")
+    held = PatientFactory(prescriber=ours.prescriber, program=program, risk_category="FNRP_ADULT")
+    fresh = PatientFactory(prescriber=ours.prescriber, program=program, risk_category="FNRP_ADULT")
     _, _, old_rx = _authorize(ours, stale, now - timedelta(days=31))
     _, _, held_rx = _authorize(ours, held, now - timedelta(days=2))
     _, _, rda = _rda(ours, held, held_rx, now - timedelta(days=2))
@@ -147,8 +147,8 @@ def test_the_sweeps_log_entries_are_those_of_the_single_row_services_and_the_cha
     now = timezone.now()
     entries = {}
     for path in ("sweep", "single"):
-        old = PatientFactory(prescriber=ours.prescriber, program=program, risk_category=RiskCategory.FNRP_ADULT)
-        held = PatientFactory(prescriber=ours.prescriber, program=program, risk_category=RiskCategory.FNRP_ADULT)
+        old = PatientFactory(prescriber=ours.prescriber, program=program, risk_category="FNRP_ADULT")
+        held = PatientFactory(prescriber=ours.prescriber, program=program, risk_category="FNRP_ADULT")
         _, _, old_rx = _authorize(ours, old, now - timedelta(days=31))
         _, _, held_rx = _authorize(ours, held, now - timedelta(days=2))
         _, _, rda = _rda(ours, held, held_rx, now - timedelta(days=2))
@@ -185,7 +185,7 @@ def test_an_approved_rda_left_on_an_expired_authorization_is_expired_too(world, 
     entry (for example one approved just as its authorization lapsed)."""
     ours = world["ours"]
     now = timezone.now()
-    patient = PatientFactory(prescriber=ours.prescriber, program=program, risk_category=RiskCategory.FNRP_ADULT)
+    patient = PatientFactory(prescriber=ours.prescriber, program=program, risk_category="FNRP_ADULT")
     _, _, prescription = _authorize(ours, patient, now - timedelta(days=2))
     _, _, rda = _rda(ours, patient, prescription, now - timedelta(days=2))
     Prescription.objects.filter(pk=prescription.pk).update(status="expired")  # as if expired under the RDA's feet
@@ -199,7 +199,7 @@ def test_an_approved_rda_left_on_an_expired_authorization_is_expired_too(world, 
 def test_inside_a_transaction_the_sweep_uses_the_callers_connection_only(world, program):
     ours = world["ours"]
     now = timezone.now()
-    patient = PatientFactory(prescriber=ours.prescriber, program=program, risk_category=RiskCategory.FNRP_ADULT)
+    patient = PatientFactory(prescriber=ours.prescriber, program=program, risk_category="FNRP_ADULT")
     _authorize(ours, patient, now - timedelta(days=31))
     # the test runs inside a transaction: other connections would not even see this authorization
     assert sweeps.expire_lapsed(now=now, workers=4)["prescriptions"] == 1
@@ -209,7 +209,7 @@ def test_the_sweep_works_in_batches(world, program):
     ours = world["ours"]
     now = timezone.now()
     for _ in range(7):
-        patient = PatientFactory(prescriber=ours.prescriber, program=program, risk_category=RiskCategory.FNRP_ADULT)
+        patient = PatientFactory(prescriber=ours.prescriber, program=program, risk_category="FNRP_ADULT")
         _authorize(ours, patient, now - timedelta(days=31))
 
     assert sweeps.expire_lapsed(now=now, batch_size=3)["prescriptions"] == 7
@@ -218,7 +218,7 @@ def test_the_sweep_works_in_batches(world, program):
 def test_a_decision_does_not_wait_for_the_sweep(world, program):
     ours = world["ours"]
     now = timezone.now()
-    patient = PatientFactory(prescriber=ours.prescriber, program=program, risk_category=RiskCategory.FNRP_ADULT)
+    patient = PatientFactory(prescriber=ours.prescriber, program=program, risk_category="FNRP_ADULT")
     _, _, lapsed = _authorize(ours, patient, now - timedelta(days=31))
 
     decision, _, prescription = _authorize(ours, patient, now)
@@ -231,7 +231,7 @@ def test_a_decision_does_not_wait_for_the_sweep(world, program):
 def test_frp_second_prescription_follows_the_testing_interval(world, program):
     ours = world["ours"]
     start = timezone.now() - timedelta(days=10)
-    patient = PatientFactory(prescriber=ours.prescriber, program=program, risk_category=RiskCategory.FRP_ADULT)
+    patient = PatientFactory(prescriber=ours.prescriber, program=program, risk_category="FRP_ADULT")
     prescriber = ours.users["prescriber"]
     for ago in (timedelta(days=12), timedelta(hours=2)):
         records.pregnancy_test_record(actor=prescriber, patient=patient, collected_at=start - ago, result="negative",
@@ -260,7 +260,7 @@ def test_frp_second_prescription_follows_the_testing_interval(world, program):
 def test_next_fill_counts_the_supply_actually_dispensed(world, program):
     ours = world["ours"]
     start = timezone.now() - timedelta(days=20)
-    patient = PatientFactory(prescriber=ours.prescriber, program=program, risk_category=RiskCategory.FNRP_ADULT)
+    patient = PatientFactory(prescriber=ours.prescriber, program=program, risk_category="FNRP_ADULT")
     _, _, prescription = _authorize(ours, patient, start)
     _, _, rda = _rda(ours, patient, prescription, start, quantity=14, days_supply=14)
     _dispense(ours, rda, start)
@@ -283,7 +283,7 @@ def _authorize_dry(party, patient, now):
 def test_reversing_the_first_dispense_resets_the_therapy_start(world, program):
     ours = world["ours"]
     now = timezone.now()
-    patient = PatientFactory(prescriber=ours.prescriber, program=program, risk_category=RiskCategory.FNRP_ADULT)
+    patient = PatientFactory(prescriber=ours.prescriber, program=program, risk_category="FNRP_ADULT")
     _, _, prescription = _authorize(ours, patient, now)
     _, _, rda = _rda(ours, patient, prescription, now)
     _dispense(ours, rda, now)
@@ -328,7 +328,7 @@ def test_decisions_use_the_rule_set_in_force_and_record_it(world, program):
     newer["parameters"]["max_days_supply"] = 21
     data["rule_sets"].append(newer)
     programs.program_load(actor=None, data=data, now=now)
-    patient = PatientFactory(prescriber=ours.prescriber, program=program, risk_category=RiskCategory.FNRP_ADULT)
+    patient = PatientFactory(prescriber=ours.prescriber, program=program, risk_category="FNRP_ADULT")
 
     old, _, _ = _authorize(ours, patient, now - timedelta(days=2), days_supply=28)
     assert old.rule_set == "pomalidomide@2025-01-01" and old.approved
@@ -352,7 +352,7 @@ def test_an_invalid_rule_set_in_force_fails_closed(world, program):
     now = timezone.now()
     RuleSet.objects.create(program=program, version="broken", effective_at=now - timedelta(minutes=1),
                            parameters={"max_days_supply": 28})
-    patient = PatientFactory(prescriber=ours.prescriber, program=program, risk_category=RiskCategory.FNRP_ADULT)
+    patient = PatientFactory(prescriber=ours.prescriber, program=program, risk_category="FNRP_ADULT")
 
     decision, entry, prescription = _authorize(ours, patient, now)
 
@@ -363,11 +363,11 @@ def test_an_invalid_rule_set_in_force_fails_closed(world, program):
 
 # --- Checks every caller gets, not only the API ---------------------------------------------------------
 @pytest.mark.parametrize("kind, category, values, field", [
-    ("contraception", RiskCategory.FRP_ADULT, {"methods": ["IUD"], "abstinence": True}, "methods"),
-    ("contraception", RiskCategory.FRP_ADULT, {"methods": []}, "methods"),
-    ("contraception", RiskCategory.FRP_ADULT, {"methods": ["IUD", "IUD"]}, "methods"),
-    ("contraception", RiskCategory.FRP_ADULT, {"methods": ["IUD"], "started_on": None}, "started_on"),
-    ("male_counseling", RiskCategory.MALE_ADULT, {"methods": ["MALE_CONDOM"]}, ""),
+    ("contraception", "FRP_ADULT", {"methods": ["IUD"], "abstinence": True}, "methods"),
+    ("contraception", "FRP_ADULT", {"methods": []}, "methods"),
+    ("contraception", "FRP_ADULT", {"methods": ["IUD", "IUD"]}, "methods"),
+    ("contraception", "FRP_ADULT", {"methods": ["IUD"], "started_on": None}, "started_on"),
+    ("male_counseling", "MALE_ADULT", {"methods": ["MALE_CONDOM"]}, ""),
 ])
 def test_an_attestation_that_contradicts_itself_is_refused_by_the_service(world, kind, category, values, field):
     patient = PatientFactory(prescriber=world["ours"].prescriber, program=Program.objects.get(slug="pomalidomide"),

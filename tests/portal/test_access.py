@@ -11,7 +11,7 @@ from django.utils import timezone
 from dispensing import dispenses, prescriptions
 from rems.compliance_log.actions import Action
 from rems.compliance_log.models import ComplianceLogEntry
-from rems.program.models import AttestationKind, RiskCategory
+from rems.program.models import AttestationKind
 from rems.program.records import attestation_record
 from tests.conftest import POMALIDOMIDE_4MG
 from tests.factories import PatientFactory, UserFactory
@@ -60,7 +60,7 @@ def objects(world, program):
     for side in ("ours", "theirs"):
         party = world[side]
         prescriber = party.users["prescriber"]
-        patient = PatientFactory(prescriber=party.prescriber, program=program, risk_category=RiskCategory.MALE_ADULT)
+        patient = PatientFactory(prescriber=party.prescriber, program=program, risk_category="MALE_ADULT")
         attestation_record(actor=prescriber, patient=patient, kind=AttestationKind.MALE_COUNSELING,
                            now=timezone.now())
         _, _, prescription = prescriptions.prescription_authorize(

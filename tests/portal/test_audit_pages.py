@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from dispensing import dispenses, prescriptions
 from rems.compliance_log.actions import Action
-from rems.program.models import AttestationKind, RiskCategory
+from rems.program.models import AttestationKind
 from rems.program.records import attestation_record
 from tests.conftest import POMALIDOMIDE_4MG
 from tests.factories import PatientFactory
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db
 def decisions(world, program):
     """One approved and one denied (wrong birth date) dispense decision at our pharmacy."""
     party = world["ours"]
-    patient = PatientFactory(prescriber=party.prescriber, program=program, risk_category=RiskCategory.MALE_ADULT)
+    patient = PatientFactory(prescriber=party.prescriber, program=program, risk_category="MALE_ADULT")
     attestation_record(actor=party.users["prescriber"], patient=patient, kind=AttestationKind.MALE_COUNSELING,
                        now=timezone.now())
     _, _, prescription = prescriptions.prescription_authorize(

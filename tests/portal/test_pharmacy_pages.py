@@ -9,7 +9,6 @@ from dispensing import prescriptions
 from dispensing.models import DispenseAuthorization
 from rems.compliance_log.models import ComplianceLogEntry
 from rems.core.identifiers import authorization_number_display
-from rems.program.models import RiskCategory
 from tests.conftest import POMALIDOMIDE_4MG
 from tests.factories import PatientFactory
 
@@ -21,7 +20,7 @@ DOB = "1970-03-04"
 @pytest.fixture
 def prescription(world, program):
     patient = PatientFactory(prescriber=world["ours"].prescriber, program=program,
-                             risk_category=RiskCategory.MALE_ADULT, date_of_birth=DOB)
+                             risk_category="MALE_ADULT", date_of_birth=DOB)
     from rems.program.models import AttestationKind
     from rems.program.records import attestation_record
 

@@ -506,10 +506,19 @@ def test_weekly_testing_applies_until_4_weeks_after_therapy_started():
     assert check_of(decide(facts), "PREGNANCY_TEST_INTERVAL").passed is False
 
 
-@pytest.mark.parametrize("started", [NOW - 28 * DAY, NOW - 28 * DAY - SECOND], ids=["exactly-4-weeks", "4-weeks+1s"])
-def test_four_weekly_testing_applies_from_4_weeks_after_therapy_started(started):
+@pytest.mark.parametrize("started", [NOW - 29 * DAY, NOW - 29 * DAY - SECOND], ids=["test-7d-before-week-4", "earlier"])
+def test_a_test_whose_week_runs_past_the_weekly_weeks_counts_for_four_weeks(started):
+    # collected 21 days into therapy (or a second later): its 7 days would end after the 4 weekly weeks, so it
+    # counts for the 4-week interval from then on
     facts = _therapy_with_latest_test(NOW - 8 * DAY, started)
     assert check_of(decide(facts), "PREGNANCY_TEST_INTERVAL").passed is True
+
+
+def test_a_test_whose_week_ends_inside_the_weekly_weeks_is_due_then_whatever_comes_after():
+    # collected 20 days into therapy: due on day 27, still in the weekly weeks; from then on she needs a new test,
+    # even after week 4 (one rule, so the reminder and the gate agree: docs/checks.md)
+    facts = _therapy_with_latest_test(NOW - 8 * DAY, NOW - 28 * DAY)
+    assert check_of(decide(facts), "PREGNANCY_TEST_INTERVAL").passed is False
 
 
 def test_no_test_during_therapy_fails():

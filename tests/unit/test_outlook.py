@@ -4,6 +4,7 @@ from datetime import timedelta
 
 from rems.core import outlook
 from rems.core.gates import OpenPrescriptionFact, PatientHistory, SurveyFact
+from rems.core.timing import RESOLUTION
 
 from .helpers import (
     DAY,
@@ -53,7 +54,7 @@ def test_before_therapy_both_tests_on_file_are_ready_until_the_second_is_24_hour
     history = PatientHistory(tests=(negative_test(NOW - 2 * HOUR), negative_test(NOW - 12 * DAY)))
     item = items(therapy_started_at=None, history=history)["pregnancy_test"]
     assert item.state == outlook.OK and "ready to prescribe" in item.text
-    assert item.due_at == NOW - 2 * HOUR + 24 * HOUR
+    assert item.due_at == NOW - 2 * HOUR + 24 * HOUR + RESOLUTION  # the first moment the second test is too old
     history = PatientHistory(tests=(negative_test(NOW - 24 * HOUR - SECOND), negative_test(NOW - 12 * DAY)))
     item = items(therapy_started_at=None, history=history)["pregnancy_test"]
     assert "Collect the second test within 24 hours" in item.text
@@ -65,10 +66,10 @@ def test_during_therapy_the_next_test_is_due_one_interval_after_the_last():
         history = PatientHistory(tests=(negative_test(NOW - ago),), last_dispense=dispense_fact(NOW - 5 * DAY))
         return items(therapy_started_at=THERAPY_START, history=history)["pregnancy_test"].state
 
-    assert state(28 * DAY) == outlook.OVERDUE  # due exactly now
-    assert state(28 * DAY - SECOND) == outlook.DUE_SOON
-    assert state(26 * DAY) == outlook.DUE_SOON  # two days before
-    assert state(26 * DAY - SECOND) == outlook.OK
+    assert state(28 * DAY + SECOND) == outlook.OVERDUE  # the gate refuses it from 28 days and a tick
+    assert state(28 * DAY) == outlook.DUE_SOON  # its last moment
+    assert state(26 * DAY + RESOLUTION) == outlook.DUE_SOON  # two days before the first failing moment
+    assert state(26 * DAY) == outlook.OK
 
 
 def test_once_the_next_fill_is_possible_a_test_older_than_7_days_is_missing():
@@ -78,9 +79,10 @@ def test_once_the_next_fill_is_possible_a_test_older_than_7_days_is_missing():
         return items(therapy_started_at=THERAPY_START, history=history)["pregnancy_test"]
 
     assert item(7 * DAY, 21 * DAY).state == outlook.MISSING  # 7 days of supply left: the next fill is possible
-    assert item(7 * DAY, 21 * DAY - SECOND).state == outlook.OK  # not yet possible
+    assert item(7 * DAY, 17 * DAY).state == outlook.OK  # possible in 4 days: not yet pressing
+    assert item(7 * DAY, 21 * DAY - SECOND).state == outlook.DUE_SOON  # possible in a second, and the test is old
     recent = item(7 * DAY - SECOND, 21 * DAY)
-    assert recent.state == outlook.OK and "Recent enough for a prescription until" in recent.text
+    assert recent.state == outlook.DUE_SOON and "Recent enough for a prescription until" in recent.text
 
 
 def test_a_test_too_insensitive_does_not_count():
@@ -116,8 +118,10 @@ def test_a_current_attestation_still_fails_on_its_methods_or_a_late_start_as_the
 def test_fnrp_adults_have_no_test_or_attestation_and_a_survey_every_six_months():
     result = items("FNRP_ADULT", therapy_started_at=NOW - 100 * DAY)
     assert set(result) == {"survey"} and result["survey"].state == outlook.OK
-    history = PatientHistory(latest_survey=SurveyFact(completed_at=NOW - 182 * DAY))
+    history = PatientHistory(latest_survey=SurveyFact(completed_at=NOW - 182 * DAY - SECOND))
     assert items("FNRP_ADULT", therapy_started_at=NOW - 300 * DAY, history=history)["survey"].state == outlook.OVERDUE
+    history = PatientHistory(latest_survey=SurveyFact(completed_at=NOW - 182 * DAY))
+    assert items("FNRP_ADULT", therapy_started_at=NOW - 300 * DAY, history=history)["survey"].state == outlook.DUE_SOON
 
 
 def test_an_open_authorization_is_flagged_the_day_before_it_lapses():

@@ -54,6 +54,16 @@ class AwareDateTimeField(serializers.DateTimeField):
         return result
 
 
+class CategoryField(serializers.RegexField):
+    """The name of something a program's rule set defines (a risk category, a contraception method): which names
+    a program has is the service's to check, against the rule set in force."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", 40)
+        super().__init__(r"^[A-Z][A-Z0-9_]*$", **kwargs)
+        self.error_messages["invalid"] = "An upper-case name, e.g. FRP_ADULT."
+
+
 class NdcField(serializers.CharField):
     def __init__(self, **kwargs):
         kwargs.setdefault("max_length", 13)

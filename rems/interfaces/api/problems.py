@@ -11,6 +11,7 @@ from rest_framework.response import Response
 
 from rems.core.errors import ActionRefused
 from rems.core.identifiers import MalformedIdentifier
+from rems.program.validation import InvalidValue
 
 from ..refusals import refusal_status
 
@@ -87,7 +88,10 @@ def exception_handler(exc, context):
         return Response(body, status=400, content_type=PROBLEM_CONTENT_TYPE)
     if isinstance(exc, ActionRefused):
         status = refusal_status(exc)
-        body = problem(status, exc.message, type_=f"urn:rems:problem:{exc.code}")
+        errors = None
+        if isinstance(exc, InvalidValue) and exc.field:
+            errors = [{"field": exc.field, "code": exc.code, "message": exc.message}]
+        body = problem(status, exc.message, type_=f"urn:rems:problem:{exc.code}", errors=errors)
         return Response(body, status=status, content_type=PROBLEM_CONTENT_TYPE)
     if isinstance(exc, exceptions.ValidationError):
         errors = _flatten(exc.detail)

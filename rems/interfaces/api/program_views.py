@@ -5,21 +5,15 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from rems.program import certifications, patients, records, registry
-from rems.program.models import (
-    AttestationKind,
-    ContraceptionMethod,
-    Program,
-    RiskCategory,
-    Status,
-    TestResult,
-)
-from rems.program.selectors import rule_set_in_force
+from rems.core.rules import InvalidRuleSet, RuleParameters
+from rems.program import certifications, patients, programs, records, registry
+from rems.program.models import AttestationKind, Program, Status, TestResult, TestSetting
+from rems.program.selectors import rule_set_row_in_force
 from rems.program.validation import (
     SENSITIVITY_MIU_ML,
     InvalidValue,
     contraception_attestation_check,
-    male_counseling_attestation_check,
+    counseling_attestation_check,
 )
 
 from ..scoping import (
@@ -33,7 +27,7 @@ from ..scoping import (
     pharmacies_for,
     prescribers_for,
 )
-from .base import ApiView, AwareDateTimeField, ReasonInput, StrictSerializer, choice_param
+from .base import ApiView, AwareDateTimeField, CategoryField, ReasonInput, StrictSerializer, choice_param
 from .idempotency import idempotent
 from .problems import InvalidInput
 
@@ -231,7 +225,7 @@ class PatientListCreate(ApiView):
         first_name = serializers.CharField(max_length=80)
         last_name = serializers.CharField(max_length=80)
         date_of_birth = serializers.DateField()
-        risk_category = serializers.ChoiceField(choices=RiskCategory.values)
+        risk_category = CategoryField(help_text="one of the program's risk categories (GET /api/v1/programs/)")
         agreement_signed_on = serializers.DateField()
         irregular_cycles = serializers.BooleanField(required=False, default=False)
 
@@ -241,10 +235,11 @@ class PatientListCreate(ApiView):
     )
     def get(self, request):
         qs = patients_for(request.user)
-        for name, choices in (("status", Status.values), ("risk_category", RiskCategory.values)):
-            value = choice_param(request, name, choices)
-            if value is not None:
-                qs = qs.filter(**{name: value})
+        status = choice_param(request, "status", Status.values)
+        if status is not None:
+            qs = qs.filter(status=status)
+        if "risk_category" in request.query_params:
+            qs = qs.filter(risk_category=CategoryField().run_validation(request.query_params["risk_category"]))
         return self.paginated(request, qs, PatientOut, "-enrolled_at")
 
     @extend_schema(request=PatientListCreateInput, responses={201: PatientOut})
@@ -274,7 +269,7 @@ class PatientRiskCategory(ApiView):
     roles = {"POST": {"prescriber"}}
 
     class PatientRiskCategoryInput(StrictSerializer):
-        risk_category = serializers.ChoiceField(choices=RiskCategory.values)
+        risk_category = CategoryField(help_text="one of the program's risk categories")
         agreement_signed_on = serializers.DateField(help_text="the date the new agreement was signed")
         reason = serializers.CharField(max_length=500, help_text="why the category changes, e.g. its clinical basis")
         irregular_cycles = serializers.BooleanField(required=False, allow_null=True, default=None)
@@ -312,6 +307,7 @@ class PregnancyTestOut(serializers.Serializer):
     collected_at = serializers.DateTimeField()
     result = serializers.CharField()
     sensitivity_miu_ml = serializers.IntegerField()
+    setting = serializers.CharField()
     recorded_at = serializers.DateTimeField()
 
 
@@ -323,6 +319,8 @@ class PatientPregnancyTests(ApiView):
         result = serializers.ChoiceField(choices=TestResult.values)
         sensitivity_miu_ml = serializers.IntegerField(min_value=SENSITIVITY_MIU_ML[0],
                                                       max_value=SENSITIVITY_MIU_ML[1])
+        setting = serializers.ChoiceField(choices=TestSetting.values, required=False, default=TestSetting.LABORATORY,
+                                          help_text="where the specimen was collected and tested")
 
     @extend_schema(responses=PregnancyTestOut(many=True))
     def get(self, request, pk):
@@ -358,18 +356,20 @@ class PatientAttestations(ApiView):
     class PatientAttestationsInput(StrictSerializer):
         kind = serializers.ChoiceField(choices=AttestationKind.values)
         methods = serializers.ListField(
-            child=serializers.ChoiceField(choices=ContraceptionMethod.values), required=False, default=list,
-            max_length=len(ContraceptionMethod.values),
+            child=CategoryField(help_text="a contraception method of the program (GET /api/v1/programs/)"),
+            required=False, default=list, max_length=20,
         )
         abstinence = serializers.BooleanField(required=False, default=False)
         started_on = serializers.DateField(required=False, allow_null=True, default=None)
 
         def validate(self, attrs):
             # The service applies the same checks; here they point at the field.
-            check = (contraception_attestation_check if attrs["kind"] == AttestationKind.CONTRACEPTION
-                     else male_counseling_attestation_check)
+            values = {"methods": attrs["methods"], "abstinence": attrs["abstinence"], "started_on": attrs["started_on"]}
             try:
-                check(methods=attrs["methods"], abstinence=attrs["abstinence"], started_on=attrs["started_on"])
+                if attrs["kind"] == AttestationKind.CONTRACEPTION:
+                    contraception_attestation_check(**values)
+                else:
+                    counseling_attestation_check(**values, kind=attrs["kind"])
             except InvalidValue as exc:
                 detail = {exc.field: exc.message} if exc.field else exc.message
                 raise serializers.ValidationError(detail, code=exc.code) from None
@@ -427,14 +427,58 @@ class PatientSurveys(ApiView):
 
 
 # --- Programs -------------------------------------------------------------------------------------------
+class ProductOut(serializers.Serializer):
+    ndc = serializers.CharField()
+    name = serializers.CharField()
+    strength_mg = serializers.FloatField()
+    package_size = serializers.IntegerField()
+
+
+class CategoryOut(serializers.Serializer):
+    name = serializers.CharField()
+    label = serializers.CharField()
+    can_get_pregnant = serializers.BooleanField()
+    male = serializers.BooleanField()
+    age = serializers.ChoiceField(choices=["adult", "child", "any"])
+
+
+class RuleSetOut(serializers.Serializer):
+    label = serializers.CharField()
+    version = serializers.CharField()
+    effective_at = serializers.DateTimeField()
+    parameters = serializers.JSONField()
+    sources = serializers.JSONField()
+
+
 class ProgramOut(serializers.Serializer):
     slug = serializers.CharField()
     name = serializers.CharField()
-    rule_set = serializers.CharField()
-    products = serializers.ListField(child=serializers.DictField())
+    ingredient = serializers.CharField()
+    rxnorm = serializers.CharField(help_text="the RxNorm code of the ingredient")
+    products = ProductOut(many=True)
+    risk_categories = CategoryOut(many=True)
+    rule_set = RuleSetOut(allow_null=True, help_text="the rule set in force now")
+
+
+def _rule_set_out(rule_set):
+    return {"label": rule_set.label, "version": rule_set.version, "effective_at": rule_set.effective_at,
+            "parameters": rule_set.parameters, "sources": rule_set.sources}
+
+
+def _categories(rule_set):
+    try:
+        params = RuleParameters.from_dict(rule_set.parameters) if rule_set else None
+    except InvalidRuleSet:
+        params = None
+    if params is None:
+        return []
+    return [{"name": c.name, "label": c.label, "can_get_pregnant": c.can_get_pregnant, "male": c.male, "age": c.age}
+            for c in params.risk_categories.values()]
 
 
 class ProgramList(ApiView):
+    """Every program with its products, its risk categories and the rule set in force now."""
+
     roles = {"GET": READERS | PRESCRIBER_OFFICE | PHARMACY_STAFF}
 
     @extend_schema(responses=ProgramOut(many=True))
@@ -442,13 +486,44 @@ class ProgramList(ApiView):
         now = self.now()
         results = []
         for program in Program.objects.prefetch_related("products").order_by("slug"):
+            rule_set = rule_set_row_in_force(program=program, now=now)
             results.append({
                 "slug": program.slug,
                 "name": program.name,
-                "rule_set": rule_set_in_force(program=program, now=now).label,
+                "ingredient": program.ingredient,
+                "rxnorm": program.rxnorm,
                 "products": [
                     {"ndc": p.ndc, "name": p.name, "strength_mg": float(p.strength_mg), "package_size": p.package_size}
-                    for p in program.products.order_by("strength_mg")
+                    for p in sorted(program.products.all(), key=lambda p: p.strength_mg)
                 ],
+                "risk_categories": _categories(rule_set),
+                "rule_set": _rule_set_out(rule_set) if rule_set else None,
             })
-        return Response({"results": results, "next": None})
+        return Response({"results": ProgramOut(results, many=True).data, "next": None})
+
+
+class ProgramRuleSets(ApiView):
+    """Load a new version of a program's rules. It takes effect at `effective_at` (now or later, never in the
+    past), and never replaces a version: decisions already made keep the rules they were made under."""
+
+    roles = {"POST": ADMIN}
+
+    class ProgramRuleSetsInput(StrictSerializer):
+        version = serializers.CharField(max_length=40)
+        effective_at = AwareDateTimeField()
+        parameters = serializers.JSONField(help_text="every parameter of the rule set (docs/programs.md)")
+        sources = serializers.JSONField(required=False, default=dict,
+                                        help_text="where each parameter comes from, by parameter")
+
+    @extend_schema(request=ProgramRuleSetsInput, responses={201: RuleSetOut})
+    def post(self, request, slug):
+        program = get_in_scope(Program.objects.all(), slug=slug)
+
+        def handle():
+            data = self.ProgramRuleSetsInput(data=request.data)
+            data.is_valid(raise_exception=True)
+            rule_set = programs.rule_set_load(actor=request.user, program=program, now=self.now(),
+                                              **data.validated_data)
+            return Response(RuleSetOut(_rule_set_out(rule_set)).data, status=201)
+
+        return idempotent(request, handle)

@@ -7,6 +7,7 @@ from . import account_views, audit_views, dispensing_views, notification_views, 
 urlpatterns = [
     # Registry
     path("programs/", program_views.ProgramList.as_view(), name="program-list"),
+    path("programs/<slug:slug>/rule-sets/", program_views.ProgramRuleSets.as_view(), name="program-rule-sets"),
     path("prescribers/", program_views.PrescriberListCreate.as_view(), name="prescriber-list"),
     path("prescribers/<uuid:pk>/", program_views.PrescriberDetail.as_view(), name="prescriber-detail"),
     path("prescribers/<uuid:pk>/certifications/", program_views.PrescriberCertifications.as_view(),

@@ -7,7 +7,8 @@ from django import forms
 from django.utils import timezone
 
 from rems.core.identifiers import DISPENSE_PREFIX, PRESCRIPTION_PREFIX, MalformedIdentifier, authorization_number_parse
-from rems.program.models import ContraceptionMethod, Product, Program, RiskCategory, TestResult
+from rems.program.models import Product, Program, TestResult, TestSetting
+from rems.program.selectors import rule_set_in_force
 from rems.program.validation import (
     DAYS_SUPPLY,
     QUANTITY,
@@ -79,27 +80,61 @@ def _products(program=None):
     return [(p.ndc, f"{p.name} ({p.ndc})") for p in products]
 
 
+def category_choices(now):
+    """Every program's risk categories under its rule set in force, grouped by program."""
+    groups = []
+    for program in Program.objects.order_by("slug"):
+        params = rule_set_in_force(program=program, now=now).parameters
+        if params is not None:
+            groups.append((program.name, [(c.name, c.label) for c in params.risk_categories.values()]))
+    return groups
+
+
 class EnrollForm(forms.Form):
     program = forms.ModelChoiceField(Program.objects.order_by("slug"), to_field_name="slug", empty_label=None)
     first_name = forms.CharField(max_length=80, widget=forms.TextInput(attrs={"autocomplete": "off"}))
     last_name = forms.CharField(max_length=80, widget=forms.TextInput(attrs={"autocomplete": "off"}))
     date_of_birth = DayField()
-    risk_category = forms.ChoiceField(choices=RiskCategory.choices)
+    risk_category = forms.ChoiceField(label="Risk category (of the program chosen above)")
     agreement_signed_on = DayField(label="Patient-Prescriber Agreement signed on")
     irregular_cycles = forms.BooleanField(
-        required=False, label="Irregular menstrual cycles (pregnancy tests every 2 weeks instead of 4)")
+        required=False, label="Irregular menstrual cycles (pregnancy tests more often, where the program says so)")
+
+    def __init__(self, *args, now=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The service checks that the category is the chosen program's, and fits the patient's age.
+        self.fields["risk_category"].choices = category_choices(now or timezone.now())
 
 
 class PregnancyTestForm(forms.Form):
     collected_at = MomentField(label="Collected at")
     result = forms.ChoiceField(choices=TestResult.choices, widget=forms.RadioSelect)
-    sensitivity_miu_ml = forms.IntegerField(min_value=SENSITIVITY_MIU_ML[0], max_value=SENSITIVITY_MIU_ML[1], initial=25,
+    sensitivity_miu_ml = forms.IntegerField(min_value=SENSITIVITY_MIU_ML[0], max_value=SENSITIVITY_MIU_ML[1],
                                             label="Sensitivity (mIU/mL)")
+    # Not given is a laboratory test, as in the API.
+    setting = forms.ChoiceField(choices=TestSetting.choices, required=False, initial=TestSetting.LABORATORY,
+                                widget=forms.RadioSelect, label="Where it was taken")
+
+    def __init__(self, *args, params=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if params is not None:
+            # The settings the patient's program counts at some point, and when each counts.
+            counted = {"before therapy (first test)": params.test_settings_first,
+                       "before therapy (second test)": params.test_settings_second,
+                       "during therapy": params.test_settings_during_therapy}
+            offered = [value for value, _ in TestSetting.choices if any(value in s for s in counted.values())]
+            self.fields["setting"].choices = [(v, label) for v, label in TestSetting.choices if v in offered]
+            labels = dict(TestSetting.choices)
+            self.fields["setting"].help_text = "; ".join(
+                f"{when}: {' or '.join(labels[v].lower() for v in settings)}" for when, settings in counted.items())
+            self.fields["setting"].help_text = f"The tests that count {self.fields['setting'].help_text}."
+
+    def clean_setting(self):
+        return self.cleaned_data.get("setting") or TestSetting.LABORATORY
 
 
 class ContraceptionForm(forms.Form):
-    methods = forms.MultipleChoiceField(choices=ContraceptionMethod.choices, required=False,
-                                        widget=forms.CheckboxSelectMultiple)
+    methods = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple)
     abstinence = forms.BooleanField(required=False,
                                     label="Commits to continuous abstinence from heterosexual contact instead")
     started_on = DayField(label="Contraception (or abstinence) started on")
@@ -107,6 +142,13 @@ class ContraceptionForm(forms.Form):
     # The check is the service's; these are its words for a form of checkboxes.
     MESSAGES = {"conflict": "Give either the methods or abstinence, not both.",
                 "required": "Tick the methods used, or abstinence."}
+
+    def __init__(self, *args, params=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The methods of the patient's program, primary first.
+        self.fields["methods"].choices = list(params.contraception_methods.items()) if params else []
+        if params is not None and not params.contraception_abstinence_allowed:
+            del self.fields["abstinence"]
 
     def clean(self):
         data = super().clean()

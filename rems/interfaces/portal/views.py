@@ -25,9 +25,10 @@ from rems.compliance_log.queries import entries_filter, report_build
 from rems.core import gates
 from rems.core.errors import ActionRefused
 from rems.core.identifiers import authorization_number_display
+from rems.core.wording import plural
 from rems.program import patients, records
-from rems.program.models import AttestationKind, RiskCategory
-from rems.program.selectors import rule_set_in_force
+from rems.program.models import AttestationKind
+from rems.program.selectors import category_label, rule_set_in_force, rule_set_parameters
 
 from ..refusals import refusal_log, refusal_status
 from ..scoping import (
@@ -118,7 +119,7 @@ def patient_enroll(request):
         refusal_log(request, "role")
         return render(request, "portal/refused.html",
                       {"message": "Only the prescriber enrolls a patient."}, status=403)
-    form = forms.EnrollForm(request.POST or None)
+    form = forms.EnrollForm(request.POST or None, now=_now())
     if request.method == "POST":
         if not form.is_valid():
             return render(request, "portal/patient_enroll.html", {"form": form}, status=400)
@@ -137,20 +138,24 @@ def _patient_context(request, patient, **forms_given):
     now = _now()
     rule_set = rule_set_in_force(program=patient.program, now=now)
     params = rule_set.parameters
-    reproductive = params is not None and patient.risk_category in params.reproductive_potential_categories
-    male = params is not None and patient.risk_category in params.male_categories
+    category = params.category(patient.risk_category) if params else None
+    counseling = params.counseling.get(patient.risk_category) if category else None
     return {
         "patient": patient,
-        "risk_label": RiskCategory(patient.risk_category).label,
+        "params": params,
+        "risk_label": category_label(params, patient.risk_category),
+        "reproductive": category is not None and category.can_get_pregnant,
+        "counseling": counseling.kind if counseling else "",
+        "survey_label": params.survey_label if params else "patient survey",
+        "methods_help": _methods_help(params),
         "items": patient_outlooks(patients=[patient], now=now)[patient.pk],
-        "reproductive": reproductive,
-        "male": male,
         "tests": patient.pregnancy_tests.order_by("-collected_at")[:10],
         "attestations": patient.attestations.order_by("-attested_at")[:5],
         "surveys": patient.surveys.order_by("-completed_at")[:5],
         "prescriptions": prescriptions_for(request.user).filter(patient=patient).order_by("-issued_at")[:10],
-        "test_form": forms_given.get("test_form") or forms.PregnancyTestForm(prefix="test"),
-        "attestation_form": forms_given.get("attestation_form") or forms.ContraceptionForm(prefix="attestation"),
+        "test_form": forms_given.get("test_form") or forms.PregnancyTestForm(prefix="test", params=params),
+        "attestation_form": forms_given.get("attestation_form") or forms.ContraceptionForm(prefix="attestation",
+                                                                                           params=params),
         "survey_form": forms_given.get("survey_form") or forms.SurveyForm(prefix="survey"),
         "authorize_form": forms_given.get("authorize_form") or forms.AuthorizeForm(
             prefix="rx", program=patient.program, initial={"days_supply": 28, "quantity": 28}),
@@ -159,6 +164,15 @@ def _patient_context(request, patient, **forms_given):
         "refusal": forms_given.get("refusal"),
         "refused_form": forms_given.get("refused_form"),
     }
+
+
+def _methods_help(params):
+    if params is None:
+        return ""
+    primary = ", ".join(params.contraception_primary_methods.values()).lower()
+    secondary = ", ".join(params.contraception_secondary_methods.values()).lower()
+    return (f"One primary method ({primary}) and one more ({secondary}), used at the same time; from "
+            f"{plural(params.contraception_min_days_before_first_prescription, 'day')} before the first prescription.")
 
 
 @page(roles=PRESCRIBER_OFFICE | READERS)
@@ -213,19 +227,24 @@ def pregnancy_test_record(request, pk):
 @require_POST
 def attestation_record(request, pk):
     patient = _patient(request, pk)
-    rule_set = rule_set_in_force(program=patient.program, now=_now())
-    male = rule_set.parameters is not None and patient.risk_category in rule_set.parameters.male_categories
+    params = rule_set_in_force(program=patient.program, now=_now()).parameters
+    category = params.category(patient.risk_category) if params else None
+    # Contraception for a patient who can get pregnant, unless the counseling form says it is counseling (a
+    # patient of iPLEDGE who can get pregnant needs both); otherwise the counseling the category needs.
+    counseling = params.counseling.get(patient.risk_category) if category else None
+    posted_counseling = counseling is not None and request.POST.get("attestation-kind") == counseling.kind
+    contraception = category is not None and category.can_get_pregnant and not posted_counseling
 
     def record(patient, form):
-        if male:
+        if contraception or counseling is None:
             return records.attestation_record(actor=request.user, patient=patient,
-                                               kind=AttestationKind.MALE_COUNSELING, now=_now())
-        return records.attestation_record(actor=request.user, patient=patient, kind=AttestationKind.CONTRACEPTION,
-                                           now=_now(), **form.cleaned_data)
+                                               kind=AttestationKind.CONTRACEPTION, now=_now(), **form.cleaned_data)
+        return records.attestation_record(actor=request.user, patient=patient, kind=counseling.kind, now=_now())
 
-    return _patient_form_post(request, patient, form_name="attestation_form",
-                              form_class=forms.forms.Form if male else forms.ContraceptionForm, record=record,
-                              success="The attestation is recorded.")
+    form_class = forms.ContraceptionForm if contraception or counseling is None else forms.forms.Form
+    return _patient_form_post(request, patient, form_name="attestation_form", form_class=form_class, record=record,
+                              success="The attestation is recorded.",
+                              **({"params": params} if form_class is forms.ContraceptionForm else {}))
 
 
 @page(roles=PRESCRIBER_OFFICE)
@@ -245,7 +264,8 @@ def prescription_authorize(request, pk):
         decision, entry, prescription = prescriptions.prescription_authorize(
             actor=request.user, patient=patient, now=_now(), **form.cleaned_data)
         if prescription is None:
-            failed, passed = explained(gates.checks_as_json(decision), PRESCRIBER)
+            failed, passed = explained(gates.checks_as_json(decision), PRESCRIBER,
+                                       rule_set_parameters(decision.rule_set), patient.risk_category)
             return {"failed": failed, "passed": passed, "rule_set": decision.rule_set, "decision_id": entry.id}
         messages.success(request, "Authorized. Write this number on the prescription.")
         return redirect("portal:prescription", pk=prescription.pk)
@@ -263,7 +283,7 @@ def prescription_detail(request, pk):
     return render(request, "portal/prescription_detail.html", {
         "prescription": prescription,
         "number": authorization_number_display(prescription.authorization_number),
-        "risk_label": RiskCategory(prescription.risk_category).label,
+        "risk_label": category_label(rule_set_parameters(prescription.rule_set), prescription.risk_category),
         "events": events,
         "reader": request.user.role in READERS,
         "may_cancel": request.user.role == Role.PRESCRIBER and prescription.status == "issued",
@@ -312,7 +332,7 @@ def counter(request):
     if rda is not None:
         messages.success(request, "Dispense authorized. Counsel the patient, then confirm the dispense.")
         return redirect("portal:rda", rda_number=rda.rda_number)
-    failed, passed = explained(gates.checks_as_json(decision), PHARMACY)
+    failed, passed = explained(gates.checks_as_json(decision), PHARMACY, rule_set_parameters(decision.rule_set))
     context["decision"] = {"failed": failed, "passed": passed, "rule_set": decision.rule_set, "decision_id": entry.id}
     return render(request, "portal/counter.html", context, status=422)
 
