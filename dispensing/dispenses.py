@@ -14,6 +14,7 @@ from rems.compliance_log.writer import log_entry_write
 from rems.core import gates
 from rems.core.errors import ActionRefused
 from rems.core.identifiers import DISPENSE_PREFIX
+from rems.program.certifications import party_bar_check
 from rems.program.models import Patient, Status
 
 from . import facts
@@ -147,6 +148,7 @@ class DispenseNotAllowed(CannotDispense):
 def dispense_confirm(*, actor, rda, counseling_confirmed, medication_guide_provided, now):
     """Record the dispense: the pharmacist confirms counseling and the Medication Guide. At most one dispense per
     RDA and per prescription authorization, whatever races."""
+    party_bar_check(actor=actor, program=rda.prescription.program)
     missing = []
     if counseling_confirmed is not True:
         missing.append("counseling was given")
@@ -206,6 +208,7 @@ def dispense_reverse(*, actor, rda, reason, now):
     still valid, otherwise it expires. After the dispense (a returned or reversed claim): the authorization is
     cancelled, never reopened, so that one authorization can never be dispensed twice; a new supply needs a new
     prescription authorization."""
+    party_bar_check(actor=actor, program=rda.prescription.program)
     prescription = rda.prescription
     patient_lock(prescription.patient_id)
     prescription_lock(prescription.pk)

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from rems.core import gates
 from rems.program.models import Attestation, AttestationKind, PatientSurvey, PregnancyTest
-from rems.program.selectors import certification_fact, certification_facts, rule_set_in_force
+from rems.program.selectors import certification_fact, certification_facts, rule_set_for_decision
 
 from .models import OPEN_PRESCRIPTION_STATUSES, DispenseAuthorization, DispenseStatus, Prescription, PrescriptionStatus
 
@@ -161,7 +161,7 @@ def dispense_facts(*, prescription, pharmacy, request, now):
             patient=None, recent_tests=(), request=request,
         )
     program, patient = prescription.program, prescription.patient
-    rule_set = rule_set_in_force(program=program, now=now)
+    rule_set = rule_set_for_decision(program=program, now=now)
     reproductive, _ = needed_records(patient.risk_category, rule_set.parameters)
     prescriber_certification, pharmacy_certification = certification_facts(
         program_id=program.pk, prescriber_id=prescription.prescriber_id, pharmacy_id=pharmacy.pk

@@ -14,8 +14,9 @@ from rems.compliance_log.writer import log_entry_write
 from rems.core import gates
 from rems.core.errors import ActionRefused
 from rems.core.identifiers import PRESCRIPTION_PREFIX
+from rems.program.certifications import party_bar_check
 from rems.program.models import Product
-from rems.program.selectors import rule_set_in_force
+from rems.program.selectors import rule_set_for_decision
 
 from . import facts
 from .models import (
@@ -37,7 +38,7 @@ def prescription_authorize(*, actor, patient, ndc, quantity, days_supply, now):
     # One decision per patient at a time: the open-prescription check and the insert cannot interleave.
     patient = patient_locked(patient.pk)
     program = patient.program
-    rule_set = rule_set_in_force(program=program, now=now)
+    rule_set = rule_set_for_decision(program=program, now=now)
     product = Product.objects.filter(ndc=ndc, program=program).first()
     decision_facts = facts.prescription_facts(
         patient=patient, product=product, rule_set=rule_set, ndc=ndc, quantity=quantity, days_supply=days_supply,
@@ -91,6 +92,7 @@ class CannotCancel(ActionRefused):
 @transaction.atomic
 def prescription_cancel(*, actor, prescription, reason, now):
     """The prescriber cancels an authorization no pharmacy holds (`issued`), with a reason."""
+    party_bar_check(actor=actor, program=prescription.program)
     changed = Prescription.objects.filter(pk=prescription.pk, status=PrescriptionStatus.ISSUED).update(
         status=PrescriptionStatus.CANCELLED, status_changed_at=now, status_reason=reason
     )

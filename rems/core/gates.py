@@ -534,15 +534,15 @@ def _check_first_tests(patient, history, params, now):
     if second:
         checks.append(Check("PREGNANCY_TEST_SECOND", True, f"Second negative test collected on {when(second.collected_at)}."))
     else:
-        rules = [f"taken in {_settings(params.test_settings_second)}"]
+        rules = []
         if hours is not None:
             rules.append(f"within the {hours} hours before it, after {when(now - timedelta(hours=hours))}")
         if apart:
             rules.append(f"at least {plural(params.first_tests_min_days_apart, 'day')} after the first")
         checks.append(Check(
             "PREGNANCY_TEST_SECOND", False,
-            f"Before the first prescription a second negative pregnancy test ({_sensitivity(params)}) must be "
-            f"collected {', '.join(rules)}; "
+            f"Before the first prescription a second negative pregnancy test ({_sensitivity(params)}, taken in "
+            f"{_settings(params.test_settings_second)}) must be collected {', '.join(rules) or 'after the first'}; "
             f"{_why_none(history.tests, params, params.test_settings_second, since=first.collected_at if first else None)}.",
         ))
     return checks

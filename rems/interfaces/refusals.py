@@ -7,7 +7,7 @@ from django.utils import timezone
 from accounts.services import CannotCreateUser, CannotDeactivateSelf, UsernameTaken, permission_refusal_log
 from dispensing.dispenses import DispenseNotAllowed
 from rems.core.errors import ActionRefused
-from rems.program.certifications import CertificationPeriodUnknown
+from rems.program.certifications import CertificationPeriodUnknown, PartyBarred
 from rems.program.idempotency import IdempotencyKeyReused
 from rems.program.patients import AlreadyEnrolled, CannotEnroll
 from rems.program.programs import CannotLoadProgram
@@ -22,6 +22,7 @@ REFUSAL_STATUS = {
     CannotCreateUser: 400,
     # Not for you to do.
     CannotDeactivateSelf: 403,
+    PartyBarred: 403,
     # The record's state does not allow it (a duplicate, a transition from the wrong status).
     ActionRefused: 409,
     AlreadyEnrolled: 409,

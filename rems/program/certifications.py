@@ -11,7 +11,7 @@ from rems.compliance_log.writer import log_entry_write
 from rems.core.errors import ActionRefused
 
 from .models import LIVE_STATUSES, Certification, Status
-from .selectors import rule_set_in_force
+from .selectors import party_barred_in, rule_set_in_force
 
 
 class CannotCertify(ActionRefused):
@@ -24,6 +24,23 @@ class CertificationPeriodUnknown(CannotCertify):
 
 class CannotChangeCertification(ActionRefused):
     pass
+
+
+class PartyBarred(ActionRefused):
+    """The prescriber or pharmacy the actor acts for is suspended or revoked in the program."""
+
+    code = "party_barred"
+
+
+def party_bar_check(*, actor, program):
+    """Refuse what `actor` does for a prescriber or pharmacy suspended or revoked in `program`: a bar holds in
+    its program only (a suspension in one program does not stop the party's work in another). The decisions
+    are not refused here; their gates deny them."""
+    prescriber_id, pharmacy_id = getattr(actor, "prescriber_id", None), getattr(actor, "pharmacy_id", None)
+    if party_barred_in(program_id=program.pk, prescriber_id=prescriber_id, pharmacy_id=pharmacy_id):
+        party = "prescriber" if prescriber_id else "pharmacy"
+        raise PartyBarred(f"The {party} you act for is suspended or revoked in {program.slug}; nothing may be done "
+                          f"for it in that program. Contact the program administrator.")
 
 
 def _months(n):

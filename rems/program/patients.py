@@ -8,6 +8,7 @@ from rems.compliance_log.writer import log_entry_write
 from rems.core.errors import ActionRefused
 from rems.core.gates import age_on, category_fits_age
 
+from .certifications import party_bar_check
 from .models import Patient, Status
 from .selectors import certification_is_active, rule_set_in_force
 from .validation import CLOCK_SKEW, InvalidValue, plausible_date_check
@@ -60,6 +61,7 @@ def patient_enroll(
 ):
     """A certified prescriber enrolls a patient in a program, with the risk category of the signed
     Patient-Prescriber Agreement. One live enrollment per person (name, date of birth) and program."""
+    party_bar_check(actor=actor, program=program)
     if date_of_birth > now.date():
         raise InvalidValue("The date of birth cannot be in the future.", field="date_of_birth")
     plausible_date_check(date_of_birth, "The date of birth", field="date_of_birth")
@@ -96,6 +98,7 @@ def patient_change_risk_category(*, actor, patient, risk_category, agreement_sig
                                  now):
     """A new risk category needs a new Patient-Prescriber Agreement, signed no earlier than the current one, and
     the prescriber's reason (for example the basis for "not of reproductive potential"), which is logged."""
+    party_bar_check(actor=actor, program=patient.program)
     patient = Patient.objects.select_for_update(no_key=True).get(pk=patient.pk)
     _agreement_date_check(agreement_signed_on, now, date_of_birth=patient.date_of_birth)
     if agreement_signed_on < patient.agreement_signed_on:

@@ -4,7 +4,8 @@ A loaded rule set never changes; new rules are a new version with its own date."
 from datetime import datetime
 from pathlib import Path
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
 
 from rems.compliance_log.actions import Action
 from rems.compliance_log.writer import log_entry_write
@@ -13,6 +14,7 @@ from rems.core.identifiers import ndc_parse
 from rems.core.rules import InvalidRuleSet, RuleParameters
 
 from .models import Product, Program, RuleSet
+from .selectors import RULE_SETS_LOCK
 from .validation import InvalidValue
 
 # The program files that come with the service, by program slug: `<slug>.json`.
@@ -52,6 +54,8 @@ def program_load(*, actor, data, now):
         )
         if product.program_id != program.pk:
             raise CannotLoadProgram(f"NDC {ndc} already belongs to another program.")
+    # A program without rules yet takes its whole history from the file; one in use gets new rules from now on.
+    in_use = RuleSet.objects.filter(program=program).exists()
     loaded = []
     for item in rule_sets:
         if not isinstance(item, dict):
@@ -71,7 +75,8 @@ def program_load(*, actor, data, now):
             continue
         try:
             rule_set = _rule_set_create(actor=actor, program=program, version=version, effective_at=effective_at,
-                                        parameters=item.get("parameters"), sources=item.get("sources", {}), now=now)
+                                        parameters=item.get("parameters"), sources=item.get("sources", {}), now=now,
+                                        history=not in_use)
         except InvalidValue as exc:
             raise CannotLoadProgram(f"Rule set {version!r} of {slug} is invalid: {exc.message}") from None
         loaded.append(rule_set.label)
@@ -84,7 +89,10 @@ class RuleSetExists(ActionRefused):
     code = "rule_set_exists"
 
 
-def _rule_set_create(*, actor, program, version, effective_at, parameters, sources, now):
+def _rule_set_create(*, actor, program, version, effective_at, parameters, sources, now, history=False):
+    """Validate and store a rule set, and log it. Unless it is part of a new program's history, it takes effect
+    no earlier than the moment it is stored: taken under the exclusive lock on the program's rule sets, after
+    every decision reading them has committed (`selectors.rule_set_for_decision`)."""
     if not isinstance(version, str) or not version.strip() or len(version) > 40:
         raise InvalidValue("A rule set's version is a text of 1 to 40 characters, e.g. 2027-01-01.", field="version")
     if effective_at.tzinfo is None:
@@ -95,12 +103,17 @@ def _rule_set_create(*, actor, program, version, effective_at, parameters, sourc
         raise InvalidValue(str(exc), field="parameters") from None
     if not isinstance(sources, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in sources.items()):
         raise InvalidValue("sources: an object from parameter names to where each comes from.", field="sources")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [RULE_SETS_LOCK, program.pk])
     if RuleSet.objects.filter(program=program, version=version).exists():
         raise RuleSetExists(f"Rule set {program.slug}@{version} is already loaded; rule sets are never replaced: "
                             "load the new rules as a new version.")
     if RuleSet.objects.filter(program=program, effective_at=effective_at).exists():
         raise RuleSetExists(f"A rule set of {program.slug} already takes effect at the same moment, "
                             f"{effective_at.isoformat()}; each version takes effect at a moment of its own.")
+    if not history and effective_at < max(now, timezone.now()):
+        raise InvalidValue("effective_at is in the past; a rule set takes effect now or later, never before the "
+                           "moment it is loaded.", field="effective_at")
     try:
         with transaction.atomic():
             rule_set = RuleSet.objects.create(program=program, version=version, effective_at=effective_at,
@@ -120,7 +133,5 @@ def rule_set_load(*, actor, program, version, effective_at, parameters, sources,
     """A new version of a program's rules, from the program administrator: validated, never effective in the
     past (decisions already made keep the rules they were made under), never replacing a version. Decisions
     made at or after `effective_at` are made under it. Returns the rule set."""
-    if effective_at.tzinfo is not None and effective_at < now:
-        raise InvalidValue("effective_at is in the past; a rule set takes effect now or later.", field="effective_at")
     return _rule_set_create(actor=actor, program=program, version=version, effective_at=effective_at,
                             parameters=parameters, sources=sources, now=now)

@@ -7,6 +7,7 @@ from rems.compliance_log.actions import Action
 from rems.compliance_log.writer import log_entry_write
 from rems.core.errors import ActionRefused
 
+from .certifications import party_bar_check
 from .models import (
     Attestation,
     AttestationKind,
@@ -45,6 +46,7 @@ def _category(patient, now):
 @transaction.atomic
 def pregnancy_test_record(*, actor, patient, collected_at, result, sensitivity_miu_ml, now,
                           setting=TestSetting.LABORATORY):
+    party_bar_check(actor=actor, program=patient.program)
     not_in_future_check(collected_at, now, "The collection time", field="collected_at")
     sensitivity_check(sensitivity_miu_ml)
     if result not in TestResult.values:
@@ -101,6 +103,7 @@ def _positive_test_suspend(*, actor, patient, test, now):
 def attestation_record(*, actor, patient, kind, now, methods=(), abstinence=False, started_on=None):
     """Contraception (a patient who can get pregnant) or counseling (of the kind the patient's category needs:
     condom counseling for males of the thalidomide class, counseling in iPLEDGE), attested by the prescriber."""
+    party_bar_check(actor=actor, program=patient.program)
     category, params = _category(patient, now)
     if category is None:
         raise CannotRecord("No rule set in force has the patient's risk category; nothing can be attested under it.",
@@ -141,6 +144,7 @@ def attestation_record(*, actor, patient, kind, now, methods=(), abstinence=Fals
 
 @transaction.atomic
 def survey_record(*, actor, patient, completed_at, now):
+    party_bar_check(actor=actor, program=patient.program)
     not_in_future_check(completed_at, now, "The completion time", field="completed_at")
     survey = PatientSurvey.objects.create(patient=patient, completed_at=completed_at, recorded_at=now, recorded_by=actor)
     log_entry_write(

@@ -2,13 +2,29 @@
 the parties' certifications, as the gate engine's facts. Read-only. What each caller may see is decided in
 `rems.interfaces.scoping`."""
 
-from django.db.models import Exists, OuterRef, Q
+from django.db import connection
+from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q
 
 from accounts.models import User
 from rems.core.gates import CertificationFact, RuleSetFact
 from rems.core.rules import InvalidRuleSet, RuleParameters
 
 from .models import Certification, RuleSet, Status
+
+# The class of the advisory locks on a program's rule sets (the second key is the program's id): decisions hold
+# it shared from before they read the rule set in force until they commit; loading a rule set holds it alone.
+RULE_SETS_LOCK = 0x52554C45
+
+
+def rule_set_for_decision(*, program, now):
+    """The rule set in force at `now`, for a decision: read under the shared lock on the program's rule sets, held
+    until the decision commits. A rule set being loaded is committed before the read, or waits for the decision
+    to commit and then checks that it does not take effect before the moment it is committed
+    (`programs.rule_set_load`): a decision is made under exactly the rule set in force at its `now`, even in
+    flight at the moment of a switch. Call it inside the decision's transaction."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock_shared(%s, %s)", [RULE_SETS_LOCK, program.pk])
+    return rule_set_in_force(program=program, now=now)
 
 
 def rule_set_in_force(*, program, now):
@@ -83,14 +99,34 @@ def certification_facts(*, program_id, prescriber_id, pharmacy_id):
 BARRED_STATUSES = [Status.SUSPENDED, Status.REVOKED]
 
 
+def _of_party(prescriber_ref, pharmacy_ref):
+    return Q(prescriber_id=prescriber_ref) | Q(pharmacy_id=pharmacy_ref)
+
+
 def party_barred_expression(prefix=""):
     """An expression over users (`prefix` leads to the user): true when the prescriber or pharmacy the user acts
-    for has a suspended or revoked certification. Every operation acting for it is then refused, but decisions,
-    which are still evaluated and denied by their gates."""
-    return Exists(Certification.objects.filter(
-        Q(prescriber_id=OuterRef(f"{prefix}prescriber_id")) | Q(pharmacy_id=OuterRef(f"{prefix}pharmacy_id")),
+    for is suspended or revoked in every program it holds a certification of. Every operation acting for it is
+    then refused, but decisions, which are still evaluated and denied by their gates. A party barred in some of
+    its programs only is refused what it does in those (`party_bar_check`)."""
+    mine = _of_party(OuterRef(f"{prefix}prescriber_id"), OuterRef(f"{prefix}pharmacy_id"))
+    # a certification whose program has a barred certification of the same party
+    barred_in_its_program = Certification.objects.filter(
+        _of_party(OuterRef("prescriber_id"), OuterRef("pharmacy_id")), program_id=OuterRef("program_id"),
         status__in=BARRED_STATUSES,
-    ))
+    )
+    return ExpressionWrapper(
+        Exists(Certification.objects.filter(mine, status__in=BARRED_STATUSES))
+        & ~Exists(Certification.objects.filter(mine).exclude(Exists(barred_in_its_program))),
+        output_field=BooleanField(),
+    )
+
+
+def party_barred_in(*, program_id, prescriber_id=None, pharmacy_id=None):
+    """Whether the prescriber or pharmacy has a suspended or revoked certification in the program."""
+    party = {"prescriber_id": prescriber_id} if prescriber_id else {"pharmacy_id": pharmacy_id} if pharmacy_id else None
+    if party is None:
+        return False
+    return Certification.objects.filter(program_id=program_id, status__in=BARRED_STATUSES, **party).exists()
 
 
 def party_is_barred(user):

@@ -25,18 +25,19 @@ def enroll(api, token, *, risk_category="FRP_ADULT", date_of_birth=DOB, **extra)
     return patient["id"]
 
 
-def record_test(api, token, patient_id, ago, *, result="negative", sensitivity=25):
-    status, body = api.post(
-        f"/api/v1/patients/{patient_id}/pregnancy-tests/",
-        {"collected_at": iso(timezone.now() - ago), "result": result, "sensitivity_miu_ml": sensitivity},
-        as_=token,
-    )
+def record_test(api, token, patient_id, ago, *, result="negative", sensitivity=25, setting=None):
+    body = {"collected_at": iso(timezone.now() - ago), "result": result, "sensitivity_miu_ml": sensitivity}
+    if setting is not None:
+        body["setting"] = setting
+    status, body = api.post(f"/api/v1/patients/{patient_id}/pregnancy-tests/", body, as_=token)
     assert status == 201, body
     return body
 
 
-def attest_contraception(api, token, patient_id, *, started_weeks_ago=5, methods=("IUD", "MALE_CONDOM")):
-    started_on = date.today() - timedelta(weeks=started_weeks_ago)
+def attest_contraception(api, token, patient_id, *, started_weeks_ago=5, methods=("IUD", "MALE_CONDOM"),
+                         started_days_ago=None):
+    started_on = date.today() - (timedelta(days=started_days_ago) if started_days_ago is not None
+                                 else timedelta(weeks=started_weeks_ago))
     status, body = api.post(
         f"/api/v1/patients/{patient_id}/attestations/",
         {"kind": "contraception", "methods": list(methods), "abstinence": False, "started_on": str(started_on)},
@@ -48,6 +49,19 @@ def attest_contraception(api, token, patient_id, *, started_weeks_ago=5, methods
 
 def attest_male_counseling(api, token, patient_id):
     status, body = api.post(f"/api/v1/patients/{patient_id}/attestations/", {"kind": "male_counseling"}, as_=token)
+    assert status == 201, body
+    return body
+
+
+def attest_counseling(api, token, patient_id):
+    status, body = api.post(f"/api/v1/patients/{patient_id}/attestations/", {"kind": "counseling"}, as_=token)
+    assert status == 201, body
+    return body
+
+
+def record_survey(api, token, patient_id, ago=timedelta(hours=1)):
+    status, body = api.post(f"/api/v1/patients/{patient_id}/surveys/",
+                            {"completed_at": iso(timezone.now() - ago)}, as_=token)
     assert status == 201, body
     return body
 

@@ -339,7 +339,7 @@ def _program_data():
     return json.loads((BUNDLED / "pomalidomide.json").read_text())
 
 
-def _with_new_version(data, version="2026-01-01", effective_at="2026-01-01T00:00:00Z", **changes):
+def _with_new_version(data, version="2099-01-01", effective_at="2099-01-01T00:00:00Z", **changes):
     new = copy.deepcopy(data["rule_sets"][0])
     new.update(version=version, effective_at=effective_at)
     new["parameters"].update(changes)
@@ -374,11 +374,11 @@ def test_uploading_a_new_version_loads_it_and_logs_it(browser, admin_user, progr
     response = upload(browser, json.dumps(data).encode())
 
     assert response.status_code == 302
-    rule_set = RuleSet.objects.get(program=program, version="2026-01-01")
+    rule_set = RuleSet.objects.get(program=program, version="2099-01-01")
     assert rule_set.parameters["max_days_supply"] == 21 and rule_set.sources == data["rule_sets"][0]["sources"]
     entry = log_entries("rule_set.load", rule_set).get()
-    assert entry.actor_user_id == admin_user.pk and entry.rule_set == "pomalidomide@2026-01-01"
-    assert any("Loaded pomalidomide@2026-01-01" in m for m in messages_of(response))
+    assert entry.actor_user_id == admin_user.pk and entry.rule_set == "pomalidomide@2099-01-01"
+    assert any("Loaded pomalidomide@2099-01-01" in m for m in messages_of(response))
 
     # The same file again changes nothing.
     response = upload(browser, json.dumps(data).encode())
@@ -394,7 +394,7 @@ def _changed_existing():
 
 def _valid_then_invalid():
     data = _with_new_version(_program_data())
-    data = _with_new_version(data, version="2026-06-01", effective_at="2026-06-01T00:00:00Z")
+    data = _with_new_version(data, version="2099-06-01", effective_at="2099-06-01T00:00:00Z")
     del data["rule_sets"][2]["parameters"]["max_days_supply"]
     return json.dumps(data).encode()
 
@@ -409,6 +409,11 @@ def _product_without_name():
     return json.dumps(data).encode()
 
 
+def _in_the_past():
+    return json.dumps(_with_new_version(_program_data(), version="2026-02-01",
+                                        effective_at="2026-02-01T00:00:00Z")).encode()
+
+
 INVALID_FILES = {
     "not JSON": (lambda: b'{"slug": "pomalidomide",', "not valid JSON"),
     "not UTF-8": (lambda: b"\xff\xfe{}", "not valid JSON"),
@@ -418,6 +423,7 @@ INVALID_FILES = {
     "a loaded version changed": (_changed_existing, "rule sets never change"),
     "a valid version, then an invalid one": (_valid_then_invalid, "is invalid"),
     "two rule sets at the same moment": (_same_moment, "same moment"),
+    "a new version in the past of a program in use": (_in_the_past, "in the past"),
     "a product without a name": (_product_without_name, "not a valid program file"),
 }
 
@@ -448,7 +454,7 @@ def test_only_an_administrator_may_upload(program):
     data = _with_new_version(_program_data())
     response = upload(client, json.dumps(data).encode())
     assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
-    assert not RuleSet.objects.filter(version="2026-01-01").exists()
+    assert not RuleSet.objects.filter(version="2099-01-01").exists()
 
 
 # --- Content-Security-Policy ------------------------------------------------------------------------------

@@ -21,15 +21,15 @@ NDC = "59572-0504-21"
 SHORT, LONG = 2, 500  # pregnancy tests on file
 
 # The decisions, in the service (no HTTP).
-PRESCRIPTION_DECISION = 12
-DISPENSE_DECISION = 10
+PRESCRIPTION_DECISION = 13
+DISPENSE_DECISION = 11
 # The pages, from the signed-in session to the rendered page.
 PAGES = {
     "patient list": 11,
     "patient page": 16,
     "prescription page": 6,  # the category's label comes from the rule set
     "counter": 5,
-    "counter decision": 16,
+    "counter decision": 17,
     "dispense page": 4,
     "dispense list": 5,
     "compliance log": 3,

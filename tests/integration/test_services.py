@@ -323,18 +323,28 @@ def test_decisions_use_the_rule_set_in_force_and_record_it(world, program):
     now = timezone.now()
     data = _pomalidomide()
     newer = deepcopy(data["rule_sets"][0])
-    newer["version"] = "2026-06-01"
-    newer["effective_at"] = (now - timedelta(days=1)).isoformat()
+    newer["version"] = "next"
+    newer["effective_at"] = (now + timedelta(minutes=5)).isoformat()
     newer["parameters"]["max_days_supply"] = 21
     data["rule_sets"].append(newer)
     programs.program_load(actor=None, data=data, now=now)
     patient = PatientFactory(prescriber=ours.prescriber, program=program, risk_category="FNRP_ADULT")
 
-    old, _, _ = _authorize(ours, patient, now - timedelta(days=2), days_supply=28)
+    old = _authorize_dry_decision(ours, patient, now + timedelta(minutes=5) - timedelta(microseconds=1),
+                                  days_supply=28)
     assert old.rule_set == "pomalidomide@2025-01-01" and old.approved
-    current = _authorize_dry_decision(ours, patient, now, days_supply=28)
-    assert current.rule_set == "pomalidomide@2026-06-01"
+    current = _authorize_dry_decision(ours, patient, now + timedelta(minutes=5), days_supply=28)
+    assert current.rule_set == "pomalidomide@next"
     assert "DAYS_SUPPLY_LIMIT" in current.failed_codes
+
+
+def test_a_new_version_of_a_program_in_use_never_takes_effect_in_the_past(program):
+    data = _pomalidomide()
+    newer = deepcopy(data["rule_sets"][0])
+    newer.update(version="late", effective_at=(timezone.now() - timedelta(seconds=1)).isoformat())
+    data["rule_sets"].append(newer)
+    with pytest.raises(CannotLoadProgram, match="in the past"):
+        programs.program_load(actor=None, data=data, now=timezone.now())
 
 
 def _authorize_dry_decision(party, patient, now, **kwargs):

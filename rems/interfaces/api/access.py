@@ -10,8 +10,9 @@ from ..refusals import refusal_log
 
 class RolePermission(permissions.BasePermission):
     """Views declare `roles = {"GET": {...}, "POST": {...}}`; a method not listed is allowed to nobody. A party
-    that is suspended or revoked is refused every operation but the methods a view lists in
-    `allowed_when_barred` (the decisions, which then deny and are logged)."""
+    that is suspended or revoked in each of its programs is refused every operation but the methods a view lists
+    in `allowed_when_barred` (the decisions, which then deny and are logged); one barred in some programs only
+    is refused what it does in those, by the services."""
 
     message = "Your role does not allow this operation."
 
@@ -25,8 +26,8 @@ class RolePermission(permissions.BasePermission):
             refusal_log(request, "role")
             return False
         if method not in getattr(view, "allowed_when_barred", ()) and party_is_barred(user):
-            self.message = ("The prescriber or pharmacy you act for is suspended or revoked in the program; every "
-                            "operation acting for it is refused.")
+            self.message = ("The prescriber or pharmacy you act for is suspended or revoked in each of its "
+                            "programs; every operation acting for it is refused.")
             refusal_log(request, "party suspended or revoked")
             return False
         return True

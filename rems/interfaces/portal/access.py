@@ -31,8 +31,9 @@ def page(*, roles, decisions=()):
             if request.method not in decisions and party_is_barred(user):
                 refusal_log(request, "party suspended or revoked")
                 return render(request, "portal/refused.html", {
-                    "message": ("The prescriber or pharmacy you act for is suspended or revoked in the program; "
-                                "every operation acting for it is refused. Contact the program administrator."),
+                    "message": ("The prescriber or pharmacy you act for is suspended or revoked in each of its "
+                                "programs; every operation acting for it is refused. Contact the program "
+                                "administrator."),
                 }, status=403)
             return view(request, *args, **kwargs)
 
