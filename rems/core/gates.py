@@ -609,7 +609,7 @@ def check_pregnancy_tests(patient, history, params, now):
     return checks
 
 
-def _check_survey(patient, history, params, now):
+def check_survey(patient, history, params, now):
     code = "SURVEY_COMPLETED"
     label = params.survey_label
     survey_rule = params.surveys.get(patient.risk_category)
@@ -670,7 +670,7 @@ def prescription_decide(*, facts: PrescriptionFacts, now: datetime) -> Decision:
     counseling = check_counseling(patient, history, params, now)
     if counseling is not None:
         checks.append(counseling)
-    checks.append(_check_survey(patient, history, params, now))
+    checks.append(check_survey(patient, history, params, now))
 
     settings = params.test_settings_during_therapy if patient.therapy_started_at else params.test_settings_second
     negatives = timing.qualifying_negatives(history.tests, params, settings)
@@ -687,7 +687,7 @@ def prescription_decide(*, facts: PrescriptionFacts, now: datetime) -> Decision:
 
 
 # --- The dispense decision ------------------------------------------------------------------------------
-def _check_authorization(authorization, params, now):
+def check_authorization(authorization, params, now):
     checks = []
     if authorization.status == "expired" or authorization.expires_at <= now:
         why = ""
@@ -795,7 +795,7 @@ def dispense_decide(*, facts: DispenseFacts, now: datetime) -> Decision:
         # A pharmacy that is not certified, or does not know the patient's date of birth, learns nothing more
         # about the patient than that.
         return _decide(checks, facts.rule_set.label, failed_match=failed_match)
-    checks += _check_authorization(authorization, params, now)
+    checks += check_authorization(authorization, params, now)
     checks += _check_dispense_request(authorization, facts.request, params)
     checks.append(check_certified("PRESCRIBER_CERTIFIED", "prescriber", facts.prescriber_certification, now))
     checks.append(check_patient_enrolled(facts.patient, for_pharmacy=True))
