@@ -2,8 +2,6 @@
 reinstated or revoked, and expired at the end of their period. Each change is one conditional update and its
 compliance-log entry, in one transaction."""
 
-from datetime import timedelta
-
 from django.db import IntegrityError, transaction
 
 from rems.compliance_log.actions import CERTIFICATION_CHANGES, Action
@@ -43,10 +41,6 @@ def party_bar_check(*, actor, program):
                           f"for it in that program. Contact the program administrator.")
 
 
-def _months(n):
-    return timedelta(days=round(n * 365.25 / 12))
-
-
 def _party_ids(certification):
     return {"prescriber_id": certification.prescriber_id, "pharmacy_id": certification.pharmacy_id}
 
@@ -69,15 +63,11 @@ def certification_create(*, actor, program, now, prescriber=None, pharmacy=None)
     if rule_set.parameters is None:
         raise CertificationPeriodUnknown(
             f"No valid rule set is in force for {program.slug}; certification period unknown.")
-    months = (
-        rule_set.parameters.prescriber_certification_months
-        if prescriber
-        else rule_set.parameters.pharmacy_certification_months
-    )
+    period = rule_set.parameters.certification_period("prescriber" if prescriber else "pharmacy")
     try:
         with transaction.atomic():
             certification = Certification.objects.create(
-                program=program, status=Status.ACTIVE, certified_at=now, expires_at=now + _months(months),
+                program=program, status=Status.ACTIVE, certified_at=now, expires_at=now + period,
                 status_changed_at=now, **party,
             )
     except IntegrityError:
