@@ -8,7 +8,8 @@ from datetime import timedelta
 
 from django.db import transaction
 
-from rems.core.reminders import DUE_SOON, due_text, patient_dues
+from rems.core.reminders import AUTHORIZATION_WARNING, DUE_SOON, due_text, patient_dues
+from rems.core.wording import plural
 from rems.program.models import NotificationKind, Patient, Program, Status
 from rems.program.notifications import (
     PLAN_BATCH,
@@ -24,17 +25,16 @@ from .facts import patient_fact
 from .models import OPEN_PRESCRIPTION_STATUSES, DispenseAuthorization, DispenseStatus, Prescription
 from .outlooks import patient_histories
 
-AUTHORIZATION_WARNING = timedelta(hours=24)
 RDA_WARNING = timedelta(hours=4)
 
 
 # kind of due -> [(notification kind, how long before it is due it is sent, title)]
 _PATIENT_NOTIFICATIONS = {
     "pregnancy_test": [(NotificationKind.PREGNANCY_TEST_DUE_SOON, DUE_SOON,
-                        f"Pregnancy test due in {DUE_SOON.days} days"),
-                       (NotificationKind.PREGNANCY_TEST_DUE, timedelta(0), "Pregnancy test due")],
-    "survey": [(NotificationKind.SURVEY_DUE, timedelta(0), "{survey} due")],
-    "blood_count": [(NotificationKind.BLOOD_COUNT_DUE, timedelta(0), "Complete blood count due")],
+                        f"{{label}} due in {plural(DUE_SOON.days, 'day')}"),
+                       (NotificationKind.PREGNANCY_TEST_DUE, timedelta(0), "{label} due")],
+    "survey": [(NotificationKind.SURVEY_DUE, timedelta(0), "{label} due")],
+    "blood_count": [(NotificationKind.BLOOD_COUNT_DUE, timedelta(0), "{label} due")],
 }
 
 
@@ -77,7 +77,7 @@ def _remind(patient, dues, params, now, counts, offices):
             created = notification_create(
                 recipients=offices[patient.prescriber_id], kind=kind, subject_type="patient",
                 subject_id=patient.pk, due_on=due.due_at.date(), send_at=send_at, now=now,
-                title=title.format(survey=params.survey_label.capitalize()),
+                title=title.format(label=due.label),
                 enqueue=False,
                 body=f"Patient {str(patient.pk)[:8]} ({patient.risk_category}): {due_text(due)}",
             )
@@ -102,7 +102,8 @@ def plan_lapse_reminders(*, now):
             add(NotificationKind.AUTHORIZATION_EXPIRING, notification_create(
                 recipients=recipients, kind=NotificationKind.AUTHORIZATION_EXPIRING, subject_type="prescription",
                 subject_id=rx.pk, due_on=rx.expires_at.date(), send_at=rx.expires_at - AUTHORIZATION_WARNING,
-                now=now, enqueue=False, title="Prescription authorization expires within 24 hours",
+                now=now, enqueue=False, title=f"Prescription authorization expires within "
+                      f"{plural(int(AUTHORIZATION_WARNING.total_seconds() // 3600), 'hour')}",
                 body=f"Authorization {rx.authorization_number} expires undispensed at {rx.expires_at:%Y-%m-%d %H:%M} UTC.",
             ))
     for rda in DispenseAuthorization.objects.filter(

@@ -19,7 +19,6 @@ MISSING = "missing"
 
 # How far ahead an item counts as "due soon": when the first reminder of a test goes out.
 SOON = reminders.DUE_SOON
-AUTHORIZATION_SOON = timedelta(hours=24)
 
 
 @dataclass(frozen=True)
@@ -180,7 +179,7 @@ def _authorization(history, now):
     open_rx = history.open_prescription
     if open_rx is None or open_rx.expires_at <= now:
         return None
-    soon = open_rx.expires_at - now <= AUTHORIZATION_SOON
+    soon = open_rx.expires_at - now <= reminders.AUTHORIZATION_WARNING
     return DueItem(
         "authorization", "Open authorization", DUE_SOON if soon else OK,
         f"{open_rx.authorization_number} lapses {when(open_rx.expires_at)} if not dispensed.",

@@ -12,6 +12,9 @@ from .wording import day, plural
 # A pregnancy test is reminded of twice: this long before it is due, and when it is due. The patient list calls
 # an item "due soon" from the same moment.
 DUE_SOON = timedelta(days=2)
+# An authorization not yet dispensed is reminded of this long before it lapses; the patient list calls it
+# "due soon" from the same moment.
+AUTHORIZATION_WARNING = timedelta(hours=24)
 
 
 @dataclass(frozen=True)
@@ -20,6 +23,7 @@ class Due:
     due_at: datetime  # the first moment the check it reminds of fails (a clinical reminder: when it is due)
     check: str  # the check code it reminds of ("" for a clinical reminder, which is no gate)
     rule: str  # which rule it is for, in words
+    label: str = "Pregnancy test"  # what is due, as a title says it
 
 
 def _pregnancy_test(patient, history, params):
@@ -53,7 +57,8 @@ def _survey(patient, history, params):
     if rule.every is not None:
         survey = history.latest_survey
         fails_at = timing.survey_fails_at(params, patient, survey.completed_at if survey else None)
-        return Due("survey", fails_at, "SURVEY_COMPLETED", f"the {label} every {plural(rule.every, 'day')}")
+        return Due("survey", fails_at, "SURVEY_COMPLETED", f"the {label} every {plural(rule.every, 'day')}",
+                   label.capitalize())
     previous = history.previous_prescription_issued_at
     survey = history.latest_survey
     if survey is not None and (previous is None or survey.completed_at > previous):
@@ -61,7 +66,7 @@ def _survey(patient, history, params):
     next_rx = timing.next_fill_from(params, history.last_dispense)
     if next_rx is None:
         return None
-    return Due("survey", next_rx, "SURVEY_COMPLETED", f"the {label} before each prescription")
+    return Due("survey", next_rx, "SURVEY_COMPLETED", f"the {label} before each prescription", label.capitalize())
 
 
 def _clinical(patient, params, now):
@@ -71,7 +76,7 @@ def _clinical(patient, params, now):
         if point is not None:
             dues.append(Due(reminder.kind, point, "",
                             f"{reminder.label.lower()} weekly for the first {reminder.weekly_for_weeks} weeks of "
-                            f"therapy, then every {plural(reminder.then_every_days, 'day')}"))
+                            f"therapy, then every {plural(reminder.then_every_days, 'day')}", reminder.label))
     return dues
 
 

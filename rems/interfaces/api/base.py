@@ -61,7 +61,8 @@ class CategoryField(serializers.RegexField):
     def __init__(self, **kwargs):
         kwargs.setdefault("max_length", 40)
         super().__init__(r"^[A-Z][A-Z0-9_]*$", **kwargs)
-        self.error_messages["invalid"] = "An upper-case name, e.g. FRP_ADULT."
+        self.error_messages["invalid"] = ("An upper-case name of the program's rule set (its risk categories and methods are listed by "
+                                          "GET /api/v1/programs/).")
 
 
 class NdcField(serializers.CharField):

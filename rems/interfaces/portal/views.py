@@ -158,7 +158,8 @@ def _patient_context(request, patient, **forms_given):
                                                                                            params=params),
         "survey_form": forms_given.get("survey_form") or forms.SurveyForm(prefix="survey"),
         "authorize_form": forms_given.get("authorize_form") or forms.AuthorizeForm(
-            prefix="rx", program=patient.program, initial={"days_supply": 28, "quantity": 28}),
+            prefix="rx", program=patient.program,
+            initial={"days_supply": params.max_days_supply} if params else {}),
         "may_authorize": request.user.role == Role.PRESCRIBER,
         "decision": forms_given.get("decision"),
         "refusal": forms_given.get("refusal"),
