@@ -5,7 +5,7 @@ import io
 import json
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from rems.core.identifiers import ndc_parse
@@ -48,3 +48,13 @@ def test_seed_demo_again_creates_nothing_twice_and_issues_new_keys():
     assert (Product.objects.count(), Certification.objects.count()) == counts
     assert second["prescriber_id"] == first["prescriber_id"] and second["programs"] == first["programs"]
     assert second["tokens"]["prescriber"] != first["tokens"]["prescriber"]
+
+
+def test_load_program_loads_every_bundled_program_and_asks_for_one_when_given_none():
+    out = io.StringIO()
+    call_command("load_program", "--bundled", stdout=out)
+    assert sorted(line.split(":")[0] for line in out.getvalue().splitlines()) == sorted(SLUGS)
+    with pytest.raises(CommandError, match="--bundled"):
+        call_command("load_program")
+    with pytest.raises(CommandError, match="No such file"):
+        call_command("load_program", "nothing-of-the-kind")

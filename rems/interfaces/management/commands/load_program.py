@@ -10,20 +10,27 @@ from rems.program.programs import BUNDLED, program_load
 
 
 class Command(BaseCommand):
-    help = "Load a program, its products and its rule sets from a JSON file (or a bundled program by name)."
+    help = ("Load programs, their products and their rule sets from JSON files, or bundled programs by name "
+            "(pomalidomide, lenalidomide, thalidomide, isotretinoin); --bundled loads every bundled program.")
 
     def add_arguments(self, parser):
-        parser.add_argument("source", help="a JSON file, or the name of a bundled program such as pomalidomide")
+        parser.add_argument("sources", nargs="*", help="JSON files, or names of bundled programs such as pomalidomide")
+        parser.add_argument("--bundled", action="store_true", help="every program that comes with the service")
 
-    def handle(self, *args, source, **options):
-        path = Path(source)
-        if not path.exists():
-            path = BUNDLED / f"{source}.json"
-        if not path.exists():
-            raise CommandError(f"No such file or bundled program: {source}")
-        try:
-            data = json.loads(path.read_text())
-            program, loaded = program_load(actor=None, data=data, now=timezone.now())
-        except (ValueError, ActionRefused, MalformedIdentifier) as exc:
-            raise CommandError(str(exc)) from None
-        self.stdout.write(f"{program.slug}: " + (f"loaded {', '.join(loaded)}" if loaded else "up to date"))
+    def handle(self, *args, sources, bundled, **options):
+        if bundled:
+            sources = [*sources, *sorted(path.stem for path in BUNDLED.glob("*.json"))]
+        if not sources:
+            raise CommandError("Name a program file or a bundled program, or give --bundled.")
+        for source in sources:
+            path = Path(source)
+            if not path.exists():
+                path = BUNDLED / f"{source}.json"
+            if not path.exists():
+                raise CommandError(f"No such file or bundled program: {source}")
+            try:
+                data = json.loads(path.read_text())
+                program, loaded = program_load(actor=None, data=data, now=timezone.now())
+            except (ValueError, ActionRefused, MalformedIdentifier) as exc:
+                raise CommandError(str(exc)) from None
+            self.stdout.write(f"{program.slug}: " + (f"loaded {', '.join(loaded)}" if loaded else "up to date"))

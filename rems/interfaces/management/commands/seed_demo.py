@@ -31,8 +31,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         slugs = sorted(path.stem for path in BUNDLED.glob("*.json"))
-        for slug in slugs:
-            call_command("load_program", slug, stdout=open("/dev/null", "w"))
+        call_command("load_program", "--bundled", stdout=open("/dev/null", "w"))
         now = timezone.now()
         with transaction.atomic():
             programs = list(Program.objects.filter(slug__in=slugs).order_by("slug"))
