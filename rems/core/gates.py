@@ -295,10 +295,11 @@ def check_risk_category(patient, params, today):
     return checks
 
 
-def check_no_positive_test(tests, params, *, for_pharmacy=False):
-    """PREGNANCY_TEST_NEGATIVE: a positive test since the latest qualifying negative one blocks everything."""
+def check_no_positive_test(tests, params, settings=None, *, for_pharmacy=False):
+    """PREGNANCY_TEST_NEGATIVE: a positive test since the latest qualifying negative one (sensitive enough, and
+    taken in one of `settings`: a test that would not count cannot clear a positive one) blocks everything."""
     code = "PREGNANCY_TEST_NEGATIVE"
-    negatives = timing.qualifying_negatives(tests, params)
+    negatives = timing.qualifying_negatives(tests, params, settings)
     latest_negative_at = negatives[0].collected_at if negatives else None
     positives = [t for t in tests if t.result == "positive" and (latest_negative_at is None or t.collected_at >= latest_negative_at)]
     if positives:
@@ -552,7 +553,9 @@ def _check_interval(patient, history, params, now):
     """During therapy, where the program has a testing interval: PREGNANCY_TEST_INTERVAL."""
     negatives = timing.qualifying_negatives(history.tests, params, params.test_settings_during_therapy)
     latest = negatives[0] if negatives else None
-    interval = testing_interval_days(patient, params, now)
+    # the interval the latest test counts for; with none, the one in force now
+    interval = (timing.interval_test_days(patient, params, latest.collected_at) if latest
+                else testing_interval_days(patient, params, now))
     if latest and now < timing.interval_test_fails_at(patient, params, latest.collected_at):
         return Check(
             "PREGNANCY_TEST_INTERVAL", True,
@@ -580,8 +583,8 @@ def check_pregnancy_tests(patient, history, params, now):
     negatives = timing.qualifying_negatives(history.tests, params, settings)
     latest = negatives[0] if negatives else None
     if params.missed_window_lockout_days:
-        locked_until = timing.lockout_until(params, history, patient.risk_category, latest)
-        if locked_until is not None and latest.collected_at < locked_until:
+        locked_until = timing.lockout_until(params, history, patient.risk_category, latest, settings)
+        if locked_until is not None:
             checks.append(Check(
                 "PREGNANCY_TEST_LOCKOUT", False,
                 f"The window of the test of {day(locked_until - timedelta(days=params.missed_window_lockout_days))} "
@@ -590,7 +593,7 @@ def check_pregnancy_tests(patient, history, params, now):
             ))
         else:
             checks.append(Check("PREGNANCY_TEST_LOCKOUT", True, "No missed window holds the latest test back."))
-    checks.append(check_no_positive_test(history.tests, params))
+    checks.append(check_no_positive_test(history.tests, params, settings))
     window = params.authorization_windows[patient.risk_category]
     if latest and now < timing.recent_test_fails_at(params, patient.risk_category, latest.collected_at):
         checks.append(Check(
@@ -614,29 +617,31 @@ def check_survey(patient, history, params, now):
     label = params.survey_label
     survey_rule = params.surveys.get(patient.risk_category)
     if survey_rule is None:
-        return Check(code, True, f"No {label} is required for {patient.risk_category}.")
+        return Check(code, True, f"{patient.risk_category} needs no {label}.")
     if patient.therapy_started_at is None and not survey_rule.before_first_prescription:
-        return Check(code, True, f"No {label} is required before the first prescription.")
+        return Check(code, True, f"The first prescription needs no {label}.")
     survey = history.latest_survey
+    if survey is not None and survey.completed_at > now:
+        survey = None  # a survey dated in the future does not count
     if survey_rule.every is None:
         previous = history.previous_prescription_issued_at
-        if survey and (previous is None or survey.completed_at > previous) and survey.completed_at <= now:
+        if survey and (previous is None or survey.completed_at > previous):
             return Check(code, True, f"{label.capitalize()} completed on {day(survey.completed_at)}.")
         return Check(
             code, False,
-            f"{label.capitalize()} is required before each prescription for {patient.risk_category}; none "
-            "completed since the last prescription.",
+            f"Each prescription for {patient.risk_category} needs the {label} completed since the previous one; "
+            "none is on file.",
         )
-    if now < patient.therapy_started_at + timedelta(days=survey_rule.every):
-        return Check(code, True, f"No {label} is due yet in this therapy.")
-    if survey is not None and survey.completed_at > now:
-        survey = None  # a survey dated in the future does not count
-    if now < timing.survey_fails_at(params, patient, survey.completed_at if survey else None):
+    if patient.therapy_started_at is not None and now < patient.therapy_started_at + timedelta(days=survey_rule.every):
+        return Check(code, True, f"Therapy started less than {plural(survey_rule.every, 'day')} ago: no {label} "
+                                 "due yet.")
+    fails_at = timing.survey_fails_at(params, patient, survey.completed_at if survey else None)
+    if fails_at is not None and now < fails_at:
         return Check(code, True, f"{label.capitalize()} completed on {day(survey.completed_at)}.")
     return Check(
         code, False,
-        f"{label.capitalize()} is required every {plural(survey_rule.every, 'day')} for {patient.risk_category}; "
-        "none completed in that time.",
+        f"{patient.risk_category} needs the {label} every {plural(survey_rule.every, 'day')}; none completed in "
+        "that time.",
     )
 
 
@@ -696,8 +701,9 @@ def check_authorization(authorization, params, now):
         if category is not None and window is not None and window.from_ == "latest_negative_test":
             # The authorization lasts only as long as its pregnancy test is recent, so a lapse means the test went
             # stale; the counter is told so, without more about the patient than the category implies.
-            why = (f" An authorization for a patient who can get pregnant lasts {plural(window.days, 'day')} from her "
-                   "latest negative pregnancy test, which is now too old: a new test is needed before a new "
+            counted = " (the day of the test being day 1)" if window.counting == "calendar_days" else ""
+            why = (f" An authorization for a patient who can get pregnant lasts {plural(window.days, 'day')}{counted} "
+                   "from her latest negative pregnancy test, which is now too old: a new test is needed before a new "
                    "authorization.")
         checks.append(Check(
             "AUTHORIZATION_NOT_EXPIRED", False,
@@ -812,7 +818,9 @@ def dispense_decide(*, facts: DispenseFacts, now: datetime) -> Decision:
             f"{facts.patient.risk_category}; the prescriber must obtain a new authorization.",
         ))
     if facts.patient.risk_category in params.reproductive_potential_categories:
-        checks.append(check_no_positive_test(facts.recent_tests, params, for_pharmacy=True))
+        settings = (params.test_settings_during_therapy if facts.patient.therapy_started_at
+                    else params.test_settings_second)
+        checks.append(check_no_positive_test(facts.recent_tests, params, settings, for_pharmacy=True))
     expires_at = timing.dispense_authorization_expires_at(params, now, authorization.expires_at)
     return _decide(checks, facts.rule_set.label, expires_at)
 

@@ -171,6 +171,9 @@ def _survey(patient, history, params, now):
                            f"Needed before the next prescription, from {day(needed_from)}.", needed_from)
         return DueItem("survey", label, MISSING, "Needed before each prescription; none since the last one.")
     due_at = timing.survey_fails_at(params, patient, survey.completed_at if survey else None)
+    if due_at is None:  # before the first prescription, with none on file
+        return DueItem("survey", label, MISSING,
+                       f"Needed before the first prescription, then every {plural(rule.every, 'day')}.")
     return DueItem("survey", label, _state_for(due_at, now),
                    f"Every {plural(rule.every, 'day')}: due {day(due_at)}.", due_at)
 

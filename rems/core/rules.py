@@ -9,6 +9,7 @@ source, in docs/programs.md.
 
 from dataclasses import dataclass, fields
 from datetime import timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 SCHEMA = 2
 
@@ -140,6 +141,20 @@ def _frozen(mapping):
     return dict(mapping)
 
 
+def _time_zones(name, value):
+    if not isinstance(value, list) or not value:
+        _fail(name, "a non-empty list of IANA time zone names, e.g. [\"America/New_York\"]")
+    zones = []
+    for zone in value:
+        if not isinstance(zone, str) or not zone or len(zone) > 64:
+            _fail(name, f"{zone!r} is not a time zone name")
+        try:
+            zones.append(ZoneInfo(zone))
+        except (ZoneInfoNotFoundError, ValueError):
+            _fail(name, f"{zone!r} is not a known time zone")
+    return tuple(zones)
+
+
 # --- The parameters ------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class RuleParameters:
@@ -175,6 +190,9 @@ class RuleParameters:
     max_units_per_day: int
     dispense_authorization_validity_hours: int
     next_fill_max_remaining_days: int
+    # Where a window counts calendar days: the time zones of the places the program serves (IANA names). A day is
+    # a day where the test was collected, so a calendar-day window ends at its earliest end among them.
+    calendar_day_time_zones: tuple
     # Patient surveys: category -> Survey; categories not listed take none
     surveys: dict
     survey_label: str
@@ -297,6 +315,7 @@ class RuleParameters:
             dispense_authorization_validity_hours=_int("dispense_authorization_validity_hours",
                                                        data["dispense_authorization_validity_hours"], minimum=1),
             next_fill_max_remaining_days=_int("next_fill_max_remaining_days", data["next_fill_max_remaining_days"]),
+            calendar_day_time_zones=_time_zones("calendar_day_time_zones", data["calendar_day_time_zones"]),
             surveys=per_category("surveys", survey),
             survey_label=_text("survey_label", data["survey_label"]),
             clinical_reminders=tuple(clinical),
@@ -321,9 +340,10 @@ class RuleParameters:
             if window.from_ == "counseling" and name not in self.counseling:
                 raise InvalidRuleSet(f"authorization_windows.{name}: counts from counseling, but the category has none.")
         if any(c.can_get_pregnant for c in self.risk_categories.values()):
-            if not self.contraception_primary_methods:
-                raise InvalidRuleSet("contraception_primary_methods: a program with categories that can get pregnant "
-                                     "names at least one.")
+            for name in ("contraception_primary_methods", "contraception_secondary_methods"):
+                if not getattr(self, name):  # two methods at once: a primary one and one more
+                    raise InvalidRuleSet(f"{name}: a program with categories that can get pregnant names at least "
+                                         "one.")
 
     # --- Derived: what the engine asks of the categories ---------------------------------------------------------
     @property

@@ -16,16 +16,21 @@ from datetime import datetime, time, timedelta, timezone
 RESOLUTION = timedelta(microseconds=1)
 
 
-def calendar_day_end(moment, days):
-    """The end of day `days`, counting the day of `moment` as day 1 (UTC): midnight starting day `days` + 1."""
-    return datetime.combine(moment.astimezone(timezone.utc).date() + timedelta(days=days), time.min,
-                            tzinfo=timezone.utc)
+def calendar_day_end(moment, days, zones):
+    """The end of day `days`, counting the day of `moment` as day 1: the midnight that starts day `days` + 1, where
+    the day was lived. The program's time zones (`calendar_day_time_zones`) may each put `moment` on another
+    date; the window ends at the earliest of their ends, so that it never lasts longer than the rule allows
+    wherever the test was collected."""
+    return min(
+        datetime.combine(moment.astimezone(zone).date() + timedelta(days=days), time.min, tzinfo=zone)
+        for zone in zones
+    ).astimezone(timezone.utc)
 
 
-def window_end(window, start):
+def window_end(params, window, start):
     """The moment an authorization window opened at `start` closes (it holds before, not at, this moment)."""
     if window.counting == "calendar_days":
-        return calendar_day_end(start, window.days)
+        return calendar_day_end(start, window.days, params.calendar_day_time_zones)
     return start + timedelta(days=window.days)
 
 
@@ -51,6 +56,11 @@ def testing_interval_days(patient, params, now):
     return interval.irregular_days if patient.irregular_cycles else interval.regular_days
 
 
+def interval_test_days(patient, params, collected_at):
+    """The days of the testing interval a test collected at `collected_at` counts for (`interval_test_fails_at`)."""
+    return (interval_test_fails_at(patient, params, collected_at) - RESOLUTION - collected_at).days
+
+
 def interval_test_fails_at(patient, params, collected_at):
     """PREGNANCY_TEST_INTERVAL: the first moment a test collected at `collected_at` no longer counts during
     therapy. A test counts for the interval in force when it would run out: one whose initial interval ends in
@@ -66,7 +76,7 @@ def interval_test_fails_at(patient, params, collected_at):
 def recent_test_fails_at(params, category, collected_at):
     """PREGNANCY_TEST_RECENT: the first moment a test collected at `collected_at` is too old for a prescription
     (the authorization of a category that counts from its test would have closed)."""
-    return window_end(params.authorization_windows[category], collected_at)
+    return window_end(params, params.authorization_windows[category], collected_at)
 
 
 def first_test_window(params, now):
@@ -89,20 +99,28 @@ def second_test_fails_at(params, collected_at):
     return collected_at + timedelta(hours=params.second_test_max_hours_before) + RESOLUTION
 
 
-def lockout_until(params, history, category, latest):
-    """iPLEDGE's lockout: after a window missed (the latest test's previous one opened a window that closed with
-    no prescription issued in it), the next test counts only from this moment. None when there is no lockout."""
+def lockout_until(params, history, category, latest, settings=None):
+    """iPLEDGE's lockout: after a window missed (a test opened a window that closed with no prescription issued in
+    it), a test counts only if collected `missed_window_lockout_days` after the test whose window was missed. The
+    tests since the last prescription are walked in order: a test collected during a lockout does not count and
+    opens no window, so a second test inside the lockout cannot lift it. Returns the moment the lockout on
+    `latest` ends, or None when `latest` is not locked out."""
     days = params.missed_window_lockout_days
     if not days or latest is None:
         return None
-    earlier = [t for t in qualifying_negatives(history.tests, params) if t.collected_at < latest.collected_at]
-    if not earlier:
-        return None
-    previous = earlier[0]
     issued = history.previous_prescription_issued_at
-    missed = (issued is None or issued < previous.collected_at) and \
-        recent_test_fails_at(params, category, previous.collected_at) <= latest.collected_at
-    return previous.collected_at + timedelta(days=days) if missed else None
+    tests = sorted((t for t in qualifying_negatives(history.tests, params, settings)
+                    if (issued is None or t.collected_at > issued) and t.collected_at <= latest.collected_at),
+                   key=lambda t: t.collected_at)
+    locked_until, opener = None, None
+    for test in tests:
+        if opener is not None and recent_test_fails_at(params, category, opener.collected_at) <= test.collected_at:
+            locked_until = opener.collected_at + timedelta(days=days)  # the opener's window closed unused
+            opener = None
+        if locked_until is not None and test.collected_at < locked_until:
+            continue
+        opener = test
+    return locked_until if locked_until is not None and latest.collected_at < locked_until else None
 
 
 # --- Attestations, counseling, surveys ------------------------------------------------------------------------------
@@ -120,9 +138,13 @@ def survey_fails_at(params, patient, latest_survey_at):
     """SURVEY_COMPLETED for a category with a survey every N days, during therapy: the first moment the latest
     survey (or, before one, the start of therapy) is too old. None for surveys before each prescription."""
     survey = params.surveys.get(patient.risk_category)
-    if survey is None or survey.every is None or patient.therapy_started_at is None:
+    if survey is None or survey.every is None:
         return None
     interval = timedelta(days=survey.every)
+    if patient.therapy_started_at is None:
+        if not survey.before_first_prescription or latest_survey_at is None:
+            return None  # none needed yet, or none on file (the check fails whenever it is needed)
+        return latest_survey_at + interval + RESOLUTION
     no_survey_until = patient.therapy_started_at + interval  # no survey is due before then
     if latest_survey_at is None or latest_survey_at + interval < no_survey_until:
         return no_survey_until
@@ -144,7 +166,7 @@ def authorization_expires_at(params, category, *, issued_at, latest_negative_at,
     test, the issue, or the latest counseling). None when that start is not on file."""
     window = params.authorization_windows[category]
     start = {"issue": issued_at, "latest_negative_test": latest_negative_at, "counseling": counseling_at}[window.from_]
-    return window_end(window, start) if start is not None else None
+    return window_end(params, window, start) if start is not None else None
 
 
 def dispense_authorization_expires_at(params, now, authorization_expires_at):

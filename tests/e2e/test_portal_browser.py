@@ -6,6 +6,7 @@ width and desktop) under test-artifacts/screenshots/, and checks on each that no
 
 import csv
 import io
+import json
 import os
 import re
 from datetime import timedelta
@@ -21,7 +22,9 @@ from dispensing import dispenses, prescriptions
 from dispensing.models import DispenseAuthorization, Prescription
 from rems.compliance_log.models import ComplianceLogEntry
 from rems.program import patients, records
+from rems.program.certifications import certification_create
 from rems.program.models import AttestationKind, Patient
+from rems.program.programs import BUNDLED, program_load
 from tests.conftest import POMALIDOMIDE_4MG, make_party
 from tests.factories import UserFactory
 
@@ -397,3 +400,57 @@ def test_a_wrong_password_is_told_plainly_and_signing_out_ends_the_session(walk,
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     w.go("/audit/")
     assert re.search(r"/login\?next=", page.url)
+
+
+def test_an_ipledge_prescriber_enrolls_records_counseling_and_comprehension_and_obtains_an_authorization(
+        walk, parties):
+    isotretinoin = program_load(actor=None, data=json.loads((BUNDLED / "isotretinoin.json").read_text()),
+                                now=timezone.now())[0]
+    certification_create(actor=None, program=isotretinoin, prescriber=parties["ours"].prescriber,
+                         now=timezone.now() - timedelta(days=60))
+    w = walk("ipledge")
+    w.sign_in(parties["ours"].users["prescriber"].username)
+    page = w.page
+    page.get_by_role("link", name="Enroll a patient").click()
+    page.get_by_label("Program", exact=True).select_option("isotretinoin")
+    page.get_by_label("First name").fill("Iris")
+    page.get_by_label("Last name").fill("Pledge")
+    page.get_by_label("Date of birth").fill("2001-04-09")
+    page.get_by_label("Risk category (of the program chosen above)").select_option("CAN_GET_PREGNANT")
+    page.get_by_label("Patient-Prescriber Agreement signed on").fill(str(timezone.localdate()))
+    page.get_by_role("button", name="Enroll").click()
+    expect(page.get_by_role("status")).to_contain_text("is enrolled")
+    # the program's own words and numbers
+    expect(page.get_by_text("Home", exact=True)).to_be_visible()  # a setting iPLEDGE counts during therapy
+    expect(page.get_by_label("Partner's vasectomy")).to_be_visible()
+    expect(page.get_by_label("Comprehension questions completed at")).to_be_visible()
+    w.check("patient-new")
+
+    now = timezone.now()
+    for ago in (timedelta(days=21), timedelta(days=1)):
+        page.get_by_label("Collected at").fill(local_input(now - ago))
+        page.get_by_label("Negative").check()
+        page.get_by_label("Sensitivity (mIU/mL)").fill("25")
+        page.get_by_label("Laboratory").check()
+        page.get_by_role("button", name="Record test").click()
+        expect(page.get_by_role("status")).to_contain_text("pregnancy test is recorded")
+    page.get_by_label("Intrauterine device (IUD)").check()
+    page.get_by_label("Male latex condom").check()
+    page.get_by_label("Contraception (or abstinence) started on").fill(str(timezone.localdate() - timedelta(days=35)))
+    page.get_by_role("button", name="Record attestation").click()
+    expect(page.get_by_role("status")).to_contain_text("attestation is recorded")
+    page.get_by_role("button", name="Record counseling attestation").click()
+    expect(page.get_by_role("status")).to_contain_text("attestation is recorded")
+    page.get_by_label("Comprehension questions completed at").fill(local_input(now - timedelta(hours=1)))
+    page.get_by_role("button", name="Record the comprehension questions").click()
+    expect(page.get_by_role("status")).to_contain_text("survey is recorded")
+    w.check("patient-ready")
+
+    expect(page.get_by_label("Days' supply")).to_have_value("30")  # the program's maximum
+    page.get_by_label("Quantity (capsules)").fill("30")
+    page.get_by_role("button", name="Request authorization").click()
+    number = page.get_by_test_id("authorization-number")
+    expect(number).to_be_visible()
+    prescription = Prescription.objects.get(patient__last_name="Pledge")
+    assert prescription.rule_set == "isotretinoin@2026-08-08" and prescription.days_supply == 30
+    w.check("authorization")

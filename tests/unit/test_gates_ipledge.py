@@ -4,10 +4,11 @@
 import json
 from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from rems.core import gates
+from rems.core import gates, timing
 from rems.core.gates import (
     AttestationFact,
     PatientHistory,
@@ -102,6 +103,27 @@ def test_before_2026_08_08_a_missed_window_locks_out_a_new_test_for_19_days():
         "PREGNANCY_TEST_LOCKOUT"}
 
 
+def test_a_second_test_inside_the_lockout_does_not_lift_it():
+    now = BEFORE
+    missed = now - 16 * DAY
+    inside = missed + 12 * DAY  # locked out: it counts for nothing and opens no window
+    tests = [negative(now - 45 * DAY), negative(missed), negative(inside), negative(now - HOUR)]
+    assert failed(first_prescription(now, tests), now) == {"PREGNANCY_TEST_LOCKOUT"}
+    later = missed + 19 * DAY
+    tests = [negative(now - 45 * DAY), negative(missed), negative(inside), negative(later)]
+    assert "PREGNANCY_TEST_LOCKOUT" not in failed(first_prescription(later, tests), later)
+
+
+def test_a_test_in_a_setting_that_does_not_count_clears_no_positive_one():
+    now = BEFORE
+    positive = PregnancyTestFact(collected_at=now - 3 * DAY, result="positive", sensitivity_miu_ml=25)
+    home = negative(now - DAY, setting="home")  # 2021 rules: no home test counts
+    tests = [negative(now - 20 * DAY), positive, home]
+    assert "PREGNANCY_TEST_NEGATIVE" in failed(first_prescription(now, tests), now)
+    tests = [negative(now - 20 * DAY), positive, negative(now - DAY)]
+    assert "PREGNANCY_TEST_NEGATIVE" not in failed(first_prescription(now, tests), now)
+
+
 def test_after_2026_08_08_a_new_test_counts_at_once_after_a_missed_window():
     now = AFTER
     tests = [negative(now - 40 * DAY), negative(now - 10 * DAY), negative(now - HOUR)]
@@ -115,14 +137,39 @@ def test_no_lockout_when_the_window_was_used():
     assert "PREGNANCY_TEST_LOCKOUT" not in failed(facts, now)
 
 
-@pytest.mark.parametrize("now", [BEFORE, AFTER], ids=["2021 rules", "2026 rules"])
-def test_the_window_counts_calendar_days_the_collection_day_being_day_1(now):
-    today = datetime.combine(now.date(), datetime.min.time(), tzinfo=timezone.utc)
-    day_7 = today - 6 * DAY  # collected at the first moment of the day six days back: today is day 7
-    assert failed(first_prescription(now, [negative(day_7 - 20 * DAY), negative(day_7)]), now) == set()
-    day_8 = day_7 - RESOLUTION  # the last moment of the day before: today is day 8
-    assert "PREGNANCY_TEST_RECENT" in failed(first_prescription(now, [negative(day_8 - 20 * DAY), negative(day_8)]),
-                                             now)
+def with_zones(facts, zones):
+    """The same facts under the same rule set, its calendar days counted in `zones`."""
+    in_force = max((rs for rs in FILE["rule_sets"] if datetime.fromisoformat(rs["effective_at"]) <= AFTER),
+                   key=lambda rs: datetime.fromisoformat(rs["effective_at"]))
+    parameters = {**in_force["parameters"], "calendar_day_time_zones": zones}
+    return replace(facts, rule_set=RuleSetFact(label=facts.rule_set.label,
+                                               parameters=RuleParameters.from_dict(parameters)))
+
+
+@pytest.mark.parametrize("hour", [0, 9, 23])
+def test_the_window_counts_calendar_days_where_the_test_was_collected_the_collection_day_being_day_1(hour):
+    new_york = ZoneInfo("America/New_York")
+    collected = datetime(2026, 11, 2, hour, 30, tzinfo=new_york)  # day 1: 2 November in New York
+    day_8 = datetime(2026, 11, 9, tzinfo=new_york)  # the first moment of day 8
+
+    def refused(now):
+        facts = with_zones(first_prescription(now, [negative(collected - 20 * DAY), negative(collected)]),
+                           ["America/New_York"])
+        return "PREGNANCY_TEST_RECENT" in failed(facts, now)
+
+    assert not refused(day_8 - RESOLUTION) and refused(day_8)
+
+
+def test_over_several_time_zones_the_window_ends_at_its_earliest_end_never_later():
+    zones = FILE["rule_sets"][-1]["parameters"]["calendar_day_time_zones"]
+    params = rule_set_at(AFTER).parameters
+    for hour in range(24):
+        collected = datetime(2026, 11, 2, hour, 15, tzinfo=timezone.utc)
+        ends = [datetime.combine(collected.astimezone(ZoneInfo(z)).date() + 7 * DAY, datetime.min.time(),
+                                 tzinfo=ZoneInfo(z)) for z in zones]
+        end = timing.recent_test_fails_at(params, "CAN_GET_PREGNANT", collected)
+        assert end == min(ends) and all(end <= e for e in ends)
+        assert timedelta(days=6) < end - collected <= timedelta(days=7)  # a test of 6 days ago always counts
 
 
 def test_only_a_laboratory_second_test_counted_before_2026_08_08():
@@ -167,15 +214,19 @@ def test_cannot_get_pregnant_counseling_for_each_prescription_until_2026_08_08_t
 
 def test_cannot_get_pregnant_authorization_lasts_30_days_from_counseling_then_from_issue():
     now = BEFORE
-    counseled = now - 10 * DAY
-    decision = gates.prescription_decide(
-        facts=first_prescription(now, [], category="CANNOT_GET_PREGNANT", counseled_ago=10 * DAY), now=now)
-    # 2021: 30 calendar days from the counseling, the counseling day being day 1
-    assert decision.expires_at == datetime.combine(counseled.date() + 30 * DAY, datetime.min.time(),
-                                                   tzinfo=timezone.utc)
+    new_york = ZoneInfo("America/New_York")
+    counseled_ago = 10 * DAY
+    facts = first_prescription(now, [], category="CANNOT_GET_PREGNANT", counseled_ago=counseled_ago)
+    # the 2021 rules: 30 calendar days from the counseling, its day being day 1 (counted in New York here)
+    facts = replace(facts, rule_set=RuleSetFact(label="isotretinoin@2021-12-13", parameters=RuleParameters.from_dict(
+        {**FILE["rule_sets"][0]["parameters"], "calendar_day_time_zones": ["America/New_York"]})))
+    decision = gates.prescription_decide(facts=facts, now=now)
+    counseled_day = (now - counseled_ago).astimezone(new_york).date()
+    assert decision.expires_at == datetime.combine(counseled_day + 30 * DAY, datetime.min.time(), tzinfo=new_york)
+    # the 2026 modification: 30 days from the issue
     now = AFTER
     decision = gates.prescription_decide(
-        facts=first_prescription(now, [], category="CANNOT_GET_PREGNANT", counseled_ago=10 * DAY), now=now)
+        facts=first_prescription(now, [], category="CANNOT_GET_PREGNANT", counseled_ago=counseled_ago), now=now)
     assert decision.expires_at == now + 30 * DAY
 
 

@@ -748,3 +748,23 @@ def test_the_decision_does_not_depend_on_anything_but_facts_and_now():
     later = prescription_decide(facts=facts, now=NOW + DAY)
     assert later.status == "denied"
     assert "PREGNANCY_TEST_SECOND" in later.failed_codes
+
+
+def test_a_survey_every_n_days_asked_before_the_first_prescription_too():
+    raw = raw_parameters()
+    raw["surveys"]["FNRP_ADULT"] = {"every": 182, "before_first_prescription": True}
+    params = RuleParameters.from_dict(raw)
+    facts = replace(first_prescription_facts("FNRP_ADULT"), rule_set=RuleSetFact(label="t", parameters=params))
+    assert check_of(prescription_decide(facts=facts, now=NOW), "SURVEY_COMPLETED").passed is False
+    for completed, passes in ((NOW - 182 * DAY, True), (NOW - 182 * DAY - SECOND, False)):
+        surveyed = with_history(facts, latest_survey=SurveyFact(completed_at=completed))
+        assert check_of(prescription_decide(facts=surveyed, now=NOW), "SURVEY_COMPLETED").passed is passes
+
+
+def test_the_interval_message_names_the_interval_the_latest_test_counts_for():
+    # a test of day 20 of therapy counts for the weekly interval: on day 32 it is 5 days late, not "every 28"
+    facts = therapy_prescription_facts()
+    facts = with_patient(facts, therapy_started_at=NOW - 32 * DAY)
+    facts = with_history(facts, tests=(negative_test(NOW - 12 * DAY),))
+    check = check_of(prescription_decide(facts=facts, now=NOW), "PREGNANCY_TEST_INTERVAL")
+    assert not check.passed and "every 7 days" in check.message

@@ -260,8 +260,14 @@ def test_a_method_both_primary_and_secondary_is_refused():
     refused("MALE_CONDOM", contraception_primary_methods={"IUD": "IUD", "MALE_CONDOM": "Condom"})
 
 
-def test_a_program_with_categories_that_can_get_pregnant_names_a_primary_method():
+def test_a_program_with_categories_that_can_get_pregnant_names_a_primary_and_a_secondary_method():
     refused("contraception_primary_methods", contraception_primary_methods={})
+    refused("contraception_secondary_methods", contraception_secondary_methods={})
+
+
+@pytest.mark.parametrize("zones", [[], "America/New_York", ["Mars/Olympus_Mons"], [""], [7]], ids=repr)
+def test_calendar_day_time_zones_are_known_time_zones(zones):
+    refused("calendar_day_time_zones", calendar_day_time_zones=zones)
 
 
 def test_first_test_window_that_ends_before_it_starts_is_refused():

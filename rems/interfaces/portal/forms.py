@@ -74,10 +74,14 @@ class AuthorizationNumberField(forms.CharField):
 
 
 def _products(program=None):
-    products = Product.objects.select_related("program").order_by("program__slug", "strength_mg")
+    """The products of `program`; without one, every program's, grouped by program."""
+    products = Product.objects.select_related("program").order_by("program__slug", "strength_mg", "ndc")
     if program is not None:
-        products = products.filter(program=program)
-    return [(p.ndc, f"{p.name} ({p.ndc})") for p in products]
+        return [(p.ndc, f"{p.name} ({p.ndc})") for p in products.filter(program=program)]
+    groups = {}
+    for p in products:
+        groups.setdefault(p.program.name, []).append((p.ndc, f"{p.name} ({p.ndc})"))
+    return list(groups.items())
 
 
 def category_choices(now):
@@ -161,6 +165,11 @@ class ContraceptionForm(forms.Form):
 
 class SurveyForm(forms.Form):
     completed_at = MomentField(label="Survey completed at")
+
+    def __init__(self, *args, params=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if params is not None:  # the program's name for it (iPLEDGE: the comprehension questions)
+            self.fields["completed_at"].label = f"{params.survey_label.capitalize()} completed at"
 
 
 class AuthorizeForm(forms.Form):

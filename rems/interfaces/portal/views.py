@@ -147,16 +147,17 @@ def _patient_context(request, patient, **forms_given):
         "reproductive": category is not None and category.can_get_pregnant,
         "counseling": counseling.kind if counseling else "",
         "survey_label": params.survey_label if params else "patient survey",
+        "has_survey": category is not None and patient.risk_category in params.surveys,
         "methods_help": _methods_help(params),
         "items": patient_outlooks(patients=[patient], now=now)[patient.pk],
         "tests": patient.pregnancy_tests.order_by("-collected_at")[:10],
-        "attestations": patient.attestations.order_by("-attested_at")[:5],
+        "attestations": _with_method_labels(patient.attestations.order_by("-attested_at")[:5], params),
         "surveys": patient.surveys.order_by("-completed_at")[:5],
         "prescriptions": prescriptions_for(request.user).filter(patient=patient).order_by("-issued_at")[:10],
         "test_form": forms_given.get("test_form") or forms.PregnancyTestForm(prefix="test", params=params),
         "attestation_form": forms_given.get("attestation_form") or forms.ContraceptionForm(prefix="attestation",
                                                                                            params=params),
-        "survey_form": forms_given.get("survey_form") or forms.SurveyForm(prefix="survey"),
+        "survey_form": forms_given.get("survey_form") or forms.SurveyForm(prefix="survey", params=params),
         "authorize_form": forms_given.get("authorize_form") or forms.AuthorizeForm(
             prefix="rx", program=patient.program,
             initial={"days_supply": params.max_days_supply} if params else {}),
@@ -167,11 +168,25 @@ def _patient_context(request, patient, **forms_given):
     }
 
 
+def _with_method_labels(attestations, params):
+    """The attestations, each with its methods as the program names them."""
+    known = params.contraception_methods if params else {}
+    kinds = {"contraception": "Contraception", "male_counseling": "Condom counseling", "counseling": "Counseling"}
+    attestations = list(attestations)
+    for attestation in attestations:
+        attestation.kind_label = kinds.get(attestation.kind, attestation.kind)
+        attestation.method_labels = [known.get(method, method) for method in attestation.methods]
+    return attestations
+
+
 def _methods_help(params):
     if params is None:
         return ""
-    primary = ", ".join(params.contraception_primary_methods.values()).lower()
-    secondary = ", ".join(params.contraception_secondary_methods.values()).lower()
+    def lower(label):  # "Intrauterine device (IUD)" -> "intrauterine device (IUD)"; "IUD" stays
+        return label if label[:2].isupper() else label[:1].lower() + label[1:]
+
+    primary = ", ".join(lower(label) for label in params.contraception_primary_methods.values())
+    secondary = ", ".join(lower(label) for label in params.contraception_secondary_methods.values())
     return (f"One primary method ({primary}) and one more ({secondary}), used at the same time; from "
             f"{plural(params.contraception_min_days_before_first_prescription, 'day')} before the first prescription.")
 
@@ -219,9 +234,10 @@ def pregnancy_test_record(request, pk):
     def record(patient, form):
         return records.pregnancy_test_record(actor=request.user, patient=patient, now=_now(), **form.cleaned_data)
 
-    return _patient_form_post(request, _patient(request, pk), form_name="test_form",
-                              form_class=forms.PregnancyTestForm, record=record,
-                              success="The pregnancy test is recorded.")
+    patient = _patient(request, pk)
+    return _patient_form_post(request, patient, form_name="test_form", form_class=forms.PregnancyTestForm,
+                              record=record, success="The pregnancy test is recorded.",
+                              params=rule_set_in_force(program=patient.program, now=_now()).parameters)
 
 
 @page(roles=PRESCRIBER_OFFICE)
@@ -254,8 +270,10 @@ def survey_record(request, pk):
     def record(patient, form):
         return records.survey_record(actor=request.user, patient=patient, now=_now(), **form.cleaned_data)
 
-    return _patient_form_post(request, _patient(request, pk), form_name="survey_form", form_class=forms.SurveyForm,
-                              record=record, success="The patient survey is recorded.")
+    patient = _patient(request, pk)
+    return _patient_form_post(request, patient, form_name="survey_form", form_class=forms.SurveyForm,
+                              record=record, success="The survey is recorded.",
+                              params=rule_set_in_force(program=patient.program, now=_now()).parameters)
 
 
 @page(roles=PRESCRIBER_ONLY, decisions=("POST",))
