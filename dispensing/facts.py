@@ -27,6 +27,7 @@ def patient_fact(patient):
         agreement_signed_on=patient.agreement_signed_on,
         irregular_cycles=patient.irregular_cycles,
         therapy_started_at=patient.therapy_started_at,
+        time_zone=patient.time_zone,
     )
 
 

@@ -82,6 +82,7 @@ class PatientFact:
     agreement_signed_on: date
     irregular_cycles: bool
     therapy_started_at: datetime | None
+    time_zone: str = ""  # where calendar days are counted for her (one of the program's); "": all of them
 
 
 @dataclass(frozen=True)
@@ -583,7 +584,7 @@ def check_pregnancy_tests(patient, history, params, now):
     negatives = timing.qualifying_negatives(history.tests, params, settings)
     latest = negatives[0] if negatives else None
     if params.missed_window_lockout_days:
-        locked_until = timing.lockout_until(params, history, patient.risk_category, latest, settings)
+        locked_until = timing.lockout_until(params, history, patient, latest, settings)
         if locked_until is not None:
             checks.append(Check(
                 "PREGNANCY_TEST_LOCKOUT", False,
@@ -595,11 +596,11 @@ def check_pregnancy_tests(patient, history, params, now):
             checks.append(Check("PREGNANCY_TEST_LOCKOUT", True, "No missed window holds the latest test back."))
     checks.append(check_no_positive_test(history.tests, params, settings))
     window = params.authorization_windows[patient.risk_category]
-    if latest and now < timing.recent_test_fails_at(params, patient.risk_category, latest.collected_at):
+    if latest and now < timing.recent_test_fails_at(params, patient, latest.collected_at):
         checks.append(Check(
             "PREGNANCY_TEST_RECENT", True,
             f"Latest negative pregnancy test collected on {when(latest.collected_at)}; the authorization is valid "
-            f"until {when(timing.recent_test_fails_at(params, patient.risk_category, latest.collected_at))}.",
+            f"until {when(timing.recent_test_fails_at(params, patient, latest.collected_at))}.",
         ))
     else:
         counted = (f"{plural(window.days, 'day')} (the day of collection is day 1)"
@@ -684,7 +685,7 @@ def prescription_decide(*, facts: PrescriptionFacts, now: datetime) -> Decision:
     if counseling_rule is not None:
         counseled = history.male_counseling if counseling_rule.kind == "male_counseling" else history.counseling
     expires_at = timing.authorization_expires_at(
-        params, patient.risk_category, issued_at=now,
+        params, patient, issued_at=now,
         latest_negative_at=negatives[0].collected_at if negatives else None,
         counseling_at=counseled.attested_at if counseled else None,
     )

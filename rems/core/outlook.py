@@ -65,7 +65,7 @@ def _before_therapy(patient, history, params, now):
     checks = {c.code: c for c in gates.check_pregnancy_tests(patient, history, params, now)}
     if all(checks[code].passed for code in ("PREGNANCY_TEST_FIRST", "PREGNANCY_TEST_SECOND", "PREGNANCY_TEST_RECENT")):
         latest = timing.qualifying_negatives(history.tests, params, params.test_settings_second)[0]
-        until = [deadline, timing.recent_test_fails_at(params, patient.risk_category, latest.collected_at)]
+        until = [deadline, timing.recent_test_fails_at(params, patient, latest.collected_at)]
         second_ends = timing.second_test_fails_at(params, latest.collected_at)
         if second_ends is not None:
             until.append(second_ends)
@@ -92,7 +92,7 @@ def _during_therapy(patient, history, params, now):
                        f"No negative test in the last {params.pregnancy_test_lookback_days} days; one is due now.")
     # Two rules ask for a test: the testing interval (where the program has one), and a test recent enough for
     # the next prescription, which matters once the next prescription can be asked for.
-    recent_until = timing.recent_test_fails_at(params, patient.risk_category, latest.collected_at)
+    recent_until = timing.recent_test_fails_at(params, patient, latest.collected_at)
     next_rx = next_prescription_from(history, params, now)
     for_next_rx = max(recent_until, next_rx)
     due = [(for_next_rx, "recent")]

@@ -42,7 +42,7 @@ def _pregnancy_test(patient, history, params):
         # The next prescription needs a test from its window: due when the latest one is too old and that
         # prescription can be asked for, whichever comes later.
         window = params.authorization_windows[patient.risk_category]
-        fails_at = max(timing.recent_test_fails_at(params, patient.risk_category, latest), next_rx)
+        fails_at = max(timing.recent_test_fails_at(params, patient, latest), next_rx)
         candidates.append(Due("pregnancy_test", fails_at, "PREGNANCY_TEST_RECENT",
                               f"the test before the next prescription: one from the last "
                               f"{plural(window.days, 'day')}"))

@@ -16,9 +16,16 @@ from datetime import datetime, time, timedelta, timezone
 RESOLUTION = timedelta(microseconds=1)
 
 
+def calendar_zones(params, time_zone):
+    """Where calendar days are counted for a patient: the patient's own time zone when it is one of the program's
+    (`calendar_day_time_zones`), else all of the program's."""
+    zones = params.calendar_day_time_zones
+    return tuple(zone for zone in zones if zone.key == time_zone) or zones
+
+
 def calendar_day_end(moment, days, zones):
     """The end of day `days`, counting the day of `moment` as day 1: the midnight that starts day `days` + 1, where
-    the day was lived. The program's time zones (`calendar_day_time_zones`) may each put `moment` on another
+    the day was lived. With several time zones (the patient's is not known), each may put `moment` on another
     date; the window ends at the earliest of their ends, so that it never lasts longer than the rule allows
     wherever the test was collected."""
     return min(
@@ -27,10 +34,10 @@ def calendar_day_end(moment, days, zones):
     ).astimezone(timezone.utc)
 
 
-def window_end(params, window, start):
+def window_end(params, window, start, time_zone=""):
     """The moment an authorization window opened at `start` closes (it holds before, not at, this moment)."""
     if window.counting == "calendar_days":
-        return calendar_day_end(start, window.days, params.calendar_day_time_zones)
+        return calendar_day_end(start, window.days, calendar_zones(params, time_zone))
     return start + timedelta(days=window.days)
 
 
@@ -73,10 +80,10 @@ def interval_test_fails_at(patient, params, collected_at):
     return collected_at + timedelta(days=days) + RESOLUTION
 
 
-def recent_test_fails_at(params, category, collected_at):
+def recent_test_fails_at(params, patient, collected_at):
     """PREGNANCY_TEST_RECENT: the first moment a test collected at `collected_at` is too old for a prescription
-    (the authorization of a category that counts from its test would have closed)."""
-    return window_end(params, params.authorization_windows[category], collected_at)
+    (the authorization of the patient's category, when it counts from its test, would have closed)."""
+    return window_end(params, params.authorization_windows[patient.risk_category], collected_at, patient.time_zone)
 
 
 def first_test_window(params, now):
@@ -99,28 +106,25 @@ def second_test_fails_at(params, collected_at):
     return collected_at + timedelta(hours=params.second_test_max_hours_before) + RESOLUTION
 
 
-def lockout_until(params, history, category, latest, settings=None):
-    """iPLEDGE's lockout: after a window missed (a test opened a window that closed with no prescription issued in
-    it), a test counts only if collected `missed_window_lockout_days` after the test whose window was missed. The
-    tests since the last prescription are walked in order: a test collected during a lockout does not count and
-    opens no window, so a second test inside the lockout cannot lift it. Returns the moment the lockout on
-    `latest` ends, or None when `latest` is not locked out."""
+def lockout_until(params, history, patient, latest, settings=None):
+    """iPLEDGE's lockout: a test whose window closed with no prescription issued (a missed window) lets no test
+    count until `missed_window_lockout_days` after it. Every negative test since the last prescription (in the
+    check's settings) is considered, a test collected during a lockout included: it counts for nothing, and when
+    its own window passes unused it extends the wait, so no test taken inside a lockout can lift it (failing
+    closed, and bounded: only the tests of the `missed_window_lockout_days` before `latest` matter). Returns the
+    moment the lockout on `latest` ends, or None when `latest` is not locked out."""
     days = params.missed_window_lockout_days
     if not days or latest is None:
         return None
     issued = history.previous_prescription_issued_at
-    tests = sorted((t for t in qualifying_negatives(history.tests, params, settings)
-                    if (issued is None or t.collected_at > issued) and t.collected_at <= latest.collected_at),
-                   key=lambda t: t.collected_at)
-    locked_until, opener = None, None
-    for test in tests:
-        if opener is not None and recent_test_fails_at(params, category, opener.collected_at) <= test.collected_at:
-            locked_until = opener.collected_at + timedelta(days=days)  # the opener's window closed unused
-            opener = None
-        if locked_until is not None and test.collected_at < locked_until:
-            continue
-        opener = test
-    return locked_until if locked_until is not None and latest.collected_at < locked_until else None
+    ends = [
+        test.collected_at + timedelta(days=days)
+        for test in qualifying_negatives(history.tests, params, settings)
+        if (issued is None or test.collected_at > issued) and test.collected_at < latest.collected_at
+        and recent_test_fails_at(params, patient, test.collected_at) <= latest.collected_at
+        and latest.collected_at < test.collected_at + timedelta(days=days)
+    ]
+    return max(ends) if ends else None
 
 
 # --- Attestations, counseling, surveys ------------------------------------------------------------------------------
@@ -161,12 +165,12 @@ def next_fill_from(params, last_dispense):
     return supply_ends_at - timedelta(days=params.next_fill_max_remaining_days)
 
 
-def authorization_expires_at(params, category, *, issued_at, latest_negative_at, counseling_at):
-    """Until when a prescription authorization holds: its category's window from its start (the latest negative
-    test, the issue, or the latest counseling). None when that start is not on file."""
-    window = params.authorization_windows[category]
+def authorization_expires_at(params, patient, *, issued_at, latest_negative_at, counseling_at):
+    """Until when a prescription authorization holds: the window of the patient's category from its start (the
+    latest negative test, the issue, or the latest counseling). None when that start is not on file."""
+    window = params.authorization_windows[patient.risk_category]
     start = {"issue": issued_at, "latest_negative_test": latest_negative_at, "counseling": counseling_at}[window.from_]
-    return window_end(params, window, start) if start is not None else None
+    return window_end(params, window, start, patient.time_zone) if start is not None else None
 
 
 def dispense_authorization_expires_at(params, now, authorization_expires_at):

@@ -156,6 +156,9 @@ class Patient(models.Model):
     risk_category = models.CharField(max_length=40)
     agreement_signed_on = models.DateField()
     irregular_cycles = models.BooleanField(default=False)
+    # Where the patient is tested, one of the program's time zones: the calendar days of the program's windows are
+    # counted there. Empty: in all of the program's time zones, ending at the earliest end.
+    time_zone = models.CharField(max_length=64, blank=True, default="", db_default="")
     status = models.CharField(max_length=12, choices=Status.choices)
     status_reason = models.CharField(max_length=500, blank=True)
     enrolled_at = models.DateTimeField()

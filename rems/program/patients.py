@@ -28,6 +28,17 @@ class CannotChangeEnrollment(ActionRefused):
     pass
 
 
+def _time_zone_check(program, time_zone, now):
+    """A patient's time zone, when given, is one of the program's (`calendar_day_time_zones`)."""
+    if not time_zone:
+        return
+    params = rule_set_in_force(program=program, now=now).parameters
+    zones = [zone.key for zone in params.calendar_day_time_zones] if params else []
+    if time_zone not in zones:
+        raise InvalidValue(f"{time_zone!r} is not one of the time zones of {program.slug}: "
+                           f"{', '.join(zones) or 'none'}.", code="invalid_choice", field="time_zone")
+
+
 def _category_check(program, risk_category, date_of_birth, now):
     """The category is one of the program's (under its rule set in force) and fits the patient's age today: a
     child category for a child, an adult one for an adult. (Every decision checks the age again: children grow
@@ -57,7 +68,7 @@ def _agreement_date_check(agreement_signed_on, now, *, date_of_birth=None):
 @transaction.atomic
 def patient_enroll(
     *, actor, prescriber, program, first_name, last_name, date_of_birth, risk_category, agreement_signed_on,
-    irregular_cycles, now,
+    irregular_cycles, now, time_zone="",
 ):
     """A certified prescriber enrolls a patient in a program, with the risk category of the signed
     Patient-Prescriber Agreement. One live enrollment per person (name, date of birth) and program."""
@@ -67,6 +78,7 @@ def patient_enroll(
     plausible_date_check(date_of_birth, "The date of birth", field="date_of_birth")
     _agreement_date_check(agreement_signed_on, now, date_of_birth=date_of_birth)
     _category_check(program, risk_category, date_of_birth, now)
+    _time_zone_check(program, time_zone, now)
     # Patients are enrolled by a certified prescriber.
     if not certification_is_active(program_id=program.pk, prescriber_id=prescriber.pk, now=now):
         raise CannotEnroll(
@@ -78,7 +90,8 @@ def patient_enroll(
             patient = Patient.objects.create(
                 program=program, prescriber=prescriber, first_name=first_name.strip(), last_name=last_name.strip(),
                 date_of_birth=date_of_birth, risk_category=risk_category, agreement_signed_on=agreement_signed_on,
-                irregular_cycles=irregular_cycles, status=Status.ACTIVE, enrolled_at=now, status_changed_at=now,
+                irregular_cycles=irregular_cycles, time_zone=time_zone, status=Status.ACTIVE, enrolled_at=now,
+                status_changed_at=now,
             )
     except IntegrityError:
         raise AlreadyEnrolled(
@@ -88,7 +101,8 @@ def patient_enroll(
     log_entry_write(
         actor=actor, action=Action.PATIENT_ENROLL, outcome=Status.ACTIVE, object_type="patient", object_id=patient.pk,
         program=program.slug, patient_id=patient.pk, prescriber_id=prescriber.pk, now=now,
-        detail={"risk_category": risk_category, "agreement_signed_on": agreement_signed_on.isoformat()},
+        detail={"risk_category": risk_category, "agreement_signed_on": agreement_signed_on.isoformat(),
+                "time_zone": time_zone},
     )
     return patient
 

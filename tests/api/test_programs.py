@@ -62,7 +62,8 @@ def ipledge_ready(api, token, *, first_ago=21 * DAY, second_ago=DAY, second_sens
     """An iPLEDGE patient who can get pregnant, ready for her first prescription unless an argument says
     otherwise: two negative tests (21 days and 1 day ago), two methods started 35 days ago, counseling and the
     comprehension questions."""
-    patient_id = enroll(api, token, program="isotretinoin", risk_category="CAN_GET_PREGNANT")
+    patient_id = enroll(api, token, program="isotretinoin", risk_category="CAN_GET_PREGNANT",
+                        time_zone="America/Chicago")
     record_test(api, token, patient_id, first_ago)
     record_test(api, token, patient_id, second_ago, sensitivity=second_sensitivity)
     attest_contraception(api, token, patient_id, methods=("IUD", "MALE_CONDOM"), started_days_ago=contraception_days)
@@ -259,3 +260,15 @@ def test_a_prescriber_suspended_in_one_program_still_records_in_the_others(api, 
     assert status == 403 and "pomalidomide" in problem["detail"]
     status, decision = prescribe(api, token, pomalidomide)  # a decision: made, and denied by its gate
     assert status == 422 and "PRESCRIBER_CERTIFIED" in failed(decision)
+
+
+def test_the_patients_time_zone_is_one_of_the_programs_and_counts_her_calendar_days(api, programs):
+    token = programs["ours"].tokens["prescriber"]
+    body = {"program": "isotretinoin", "first_name": "Tia", "last_name": "Zone", "date_of_birth": "1999-09-09",
+            "risk_category": "CANNOT_GET_PREGNANT", "agreement_signed_on": str(timezone.now().date())}
+    status, problem = api.post("/api/v1/patients/", {**body, "time_zone": "Europe/Paris"}, as_=token)
+    assert status == 400 and problem["errors"][0]["field"] == "time_zone"
+    status, patient = api.post("/api/v1/patients/", {**body, "time_zone": "Pacific/Honolulu"}, as_=token)
+    assert status == 201 and patient["time_zone"] == "Pacific/Honolulu"
+    status, patient = api.post("/api/v1/patients/", {**body, "last_name": "Nozone"}, as_=token)
+    assert status == 201 and patient["time_zone"] == ""

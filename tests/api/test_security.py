@@ -123,7 +123,7 @@ def test_unknown_numbers_lock_the_pharmacy(api, world, settings):
     assert status == 422 and [c["code"] for c in decision["checks"]] == ["MATCH_ATTEMPTS_LIMIT"]
 
 
-def test_dispense_requests_are_throttled_per_key(api, world, settings):
+def test_dispense_requests_are_throttled_per_key(api, world, settings, same_minute):
     settings.REMS_DISPENSE_RATE_PER_KEY = 3
     from rems.core.identifiers import PRESCRIPTION_PREFIX, authorization_number_new
 
@@ -137,7 +137,7 @@ def test_dispense_requests_are_throttled_per_key(api, world, settings):
                        authorization_number_new(PRESCRIPTION_PREFIX))[0] == 422
 
 
-def test_dispense_requests_are_throttled_per_pharmacy(api, world, settings):
+def test_dispense_requests_are_throttled_per_pharmacy(api, world, settings, same_minute):
     settings.REMS_DISPENSE_RATE_PER_PHARMACY = 2
     from rems.core.identifiers import PRESCRIPTION_PREFIX, authorization_number_new
 

@@ -417,6 +417,7 @@ def test_an_ipledge_prescriber_enrolls_records_counseling_and_comprehension_and_
     page.get_by_label("Last name").fill("Pledge")
     page.get_by_label("Date of birth").fill("2001-04-09")
     page.get_by_label("Risk category (of the program chosen above)").select_option("CAN_GET_PREGNANT")
+    page.get_by_label("Where the patient is tested (time zone)").select_option("America/New_York")
     page.get_by_label("Patient-Prescriber Agreement signed on").fill(str(timezone.localdate()))
     page.get_by_role("button", name="Enroll").click()
     expect(page.get_by_role("status")).to_contain_text("is enrolled")
@@ -452,5 +453,6 @@ def test_an_ipledge_prescriber_enrolls_records_counseling_and_comprehension_and_
     number = page.get_by_test_id("authorization-number")
     expect(number).to_be_visible()
     prescription = Prescription.objects.get(patient__last_name="Pledge")
+    assert prescription.patient.time_zone == "America/New_York"
     assert prescription.rule_set == "isotretinoin@2026-08-08" and prescription.days_supply == 30
     w.check("authorization")

@@ -97,7 +97,7 @@ def test_a_reversal_needs_a_reason_and_frees_the_authorization(world, browser, p
 
 
 @override_settings(REMS_DISPENSE_RATE_PER_KEY=2)
-def test_the_counter_is_limited_like_the_api(world, browser, prescription):
+def test_the_counter_is_limited_like_the_api(world, browser, prescription, same_minute):
     client = browser(world["ours"].users["pharmacist"])
     for _ in range(2):
         assert client.post("/counter/", counter_data(prescription.authorization_number,

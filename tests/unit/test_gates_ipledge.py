@@ -52,7 +52,7 @@ def negative(collected_at, sensitivity=25, setting="laboratory"):
 
 
 def first_prescription(now, tests, *, category="CAN_GET_PREGNANT", contraception_days=35, previous_issued=None,
-                       days_supply=30, counseled_ago=HOUR):
+                       days_supply=30, counseled_ago=HOUR, time_zone="America/New_York"):
     can = category == "CAN_GET_PREGNANT"
     history = PatientHistory(
         tests=tuple(sorted(tests, key=lambda t: t.collected_at, reverse=True)),
@@ -65,7 +65,8 @@ def first_prescription(now, tests, *, category="CAN_GET_PREGNANT", contraception
     return PrescriptionFacts(
         rule_set=rule_set_at(now),
         prescriber_certification=certification(expires_at=now + 300 * DAY),
-        patient=replace(patient("FRP_ADULT"), risk_category=category, agreement_signed_on=now.date() - 60 * DAY),
+        patient=replace(patient("FRP_ADULT"), risk_category=category, agreement_signed_on=now.date() - 60 * DAY,
+                        time_zone=time_zone),
         history=history,
         request=PrescriptionRequestFact(ndc=NDC, product_in_program=True, quantity=30, days_supply=days_supply),
     )
@@ -103,15 +104,19 @@ def test_before_2026_08_08_a_missed_window_locks_out_a_new_test_for_19_days():
         "PREGNANCY_TEST_LOCKOUT"}
 
 
-def test_a_second_test_inside_the_lockout_does_not_lift_it():
+def test_a_test_inside_the_lockout_does_not_lift_it_and_when_its_window_passes_unused_extends_it():
     now = BEFORE
     missed = now - 16 * DAY
-    inside = missed + 12 * DAY  # locked out: it counts for nothing and opens no window
+    inside = missed + 12 * DAY  # during the lockout: it counts for nothing
     tests = [negative(now - 45 * DAY), negative(missed), negative(inside), negative(now - HOUR)]
     assert failed(first_prescription(now, tests), now) == {"PREGNANCY_TEST_LOCKOUT"}
+    # 19 days after the missed test, the test taken inside the lockout has let its own window pass unused too
     later = missed + 19 * DAY
     tests = [negative(now - 45 * DAY), negative(missed), negative(inside), negative(later)]
-    assert "PREGNANCY_TEST_LOCKOUT" not in failed(first_prescription(later, tests), later)
+    assert failed(first_prescription(later, tests), later) == {"PREGNANCY_TEST_LOCKOUT"}
+    latest = inside + 19 * DAY
+    tests = [negative(now - 45 * DAY), negative(missed), negative(inside), negative(latest)]
+    assert failed(first_prescription(latest, tests), latest) == set()
 
 
 def test_a_test_in_a_setting_that_does_not_count_clears_no_positive_one():
@@ -137,39 +142,38 @@ def test_no_lockout_when_the_window_was_used():
     assert "PREGNANCY_TEST_LOCKOUT" not in failed(facts, now)
 
 
-def with_zones(facts, zones):
-    """The same facts under the same rule set, its calendar days counted in `zones`."""
-    in_force = max((rs for rs in FILE["rule_sets"] if datetime.fromisoformat(rs["effective_at"]) <= AFTER),
-                   key=lambda rs: datetime.fromisoformat(rs["effective_at"]))
-    parameters = {**in_force["parameters"], "calendar_day_time_zones": zones}
-    return replace(facts, rule_set=RuleSetFact(label=facts.rule_set.label,
-                                               parameters=RuleParameters.from_dict(parameters)))
-
-
+# 2 November (the week after summer time ends) and 3 March 2026 (the week before it begins, on 8 March)
+@pytest.mark.parametrize("day_1", [date(2026, 11, 2), date(2026, 3, 3)], ids=str)
 @pytest.mark.parametrize("hour", [0, 9, 23])
-def test_the_window_counts_calendar_days_where_the_test_was_collected_the_collection_day_being_day_1(hour):
+def test_the_window_counts_calendar_days_where_the_patient_is_tested_the_collection_day_being_day_1(day_1, hour):
     new_york = ZoneInfo("America/New_York")
-    collected = datetime(2026, 11, 2, hour, 30, tzinfo=new_york)  # day 1: 2 November in New York
-    day_8 = datetime(2026, 11, 9, tzinfo=new_york)  # the first moment of day 8
+    collected = datetime.combine(day_1, datetime.min.time(), tzinfo=new_york) + timedelta(hours=hour, minutes=30)
+    day_8 = datetime.combine(day_1 + 7 * DAY, datetime.min.time(), tzinfo=new_york)  # its first moment
 
     def refused(now):
-        facts = with_zones(first_prescription(now, [negative(collected - 20 * DAY), negative(collected)]),
-                           ["America/New_York"])
+        facts = first_prescription(now, [negative(collected - 20 * DAY), negative(collected)])
         return "PREGNANCY_TEST_RECENT" in failed(facts, now)
 
     assert not refused(day_8 - RESOLUTION) and refused(day_8)
 
 
-def test_over_several_time_zones_the_window_ends_at_its_earliest_end_never_later():
+def fact(time_zone=""):
+    return replace(patient("FRP_ADULT"), risk_category="CAN_GET_PREGNANT", time_zone=time_zone)
+
+
+@pytest.mark.parametrize("time_zone", ["", "Europe/Paris"], ids=["not given", "not the program's"])
+def test_without_the_patients_time_zone_the_window_ends_at_its_earliest_end_never_later(time_zone):
     zones = FILE["rule_sets"][-1]["parameters"]["calendar_day_time_zones"]
     params = rule_set_at(AFTER).parameters
     for hour in range(24):
         collected = datetime(2026, 11, 2, hour, 15, tzinfo=timezone.utc)
         ends = [datetime.combine(collected.astimezone(ZoneInfo(z)).date() + 7 * DAY, datetime.min.time(),
                                  tzinfo=ZoneInfo(z)) for z in zones]
-        end = timing.recent_test_fails_at(params, "CAN_GET_PREGNANT", collected)
-        assert end == min(ends) and all(end <= e for e in ends)
-        assert timedelta(days=6) < end - collected <= timedelta(days=7)  # a test of 6 days ago always counts
+        end = timing.recent_test_fails_at(params, fact(time_zone), collected)
+        assert end == min(ends) and all(end <= e for e in ends) and end - collected <= timedelta(days=7)
+        # in the patient's own time zone, her full seventh day
+        own = timing.recent_test_fails_at(params, fact("Pacific/Honolulu"), collected)
+        assert own == ends[zones.index("Pacific/Honolulu")] >= end
 
 
 def test_only_a_laboratory_second_test_counted_before_2026_08_08():
@@ -216,11 +220,9 @@ def test_cannot_get_pregnant_authorization_lasts_30_days_from_counseling_then_fr
     now = BEFORE
     new_york = ZoneInfo("America/New_York")
     counseled_ago = 10 * DAY
-    facts = first_prescription(now, [], category="CANNOT_GET_PREGNANT", counseled_ago=counseled_ago)
-    # the 2021 rules: 30 calendar days from the counseling, its day being day 1 (counted in New York here)
-    facts = replace(facts, rule_set=RuleSetFact(label="isotretinoin@2021-12-13", parameters=RuleParameters.from_dict(
-        {**FILE["rule_sets"][0]["parameters"], "calendar_day_time_zones": ["America/New_York"]})))
-    decision = gates.prescription_decide(facts=facts, now=now)
+    # the 2021 rules: 30 calendar days from the counseling, its day being day 1 (where the patient is tested)
+    decision = gates.prescription_decide(
+        facts=first_prescription(now, [], category="CANNOT_GET_PREGNANT", counseled_ago=counseled_ago), now=now)
     counseled_day = (now - counseled_ago).astimezone(new_york).date()
     assert decision.expires_at == datetime.combine(counseled_day + 30 * DAY, datetime.min.time(), tzinfo=new_york)
     # the 2026 modification: 30 days from the issue

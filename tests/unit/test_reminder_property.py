@@ -40,6 +40,11 @@ def moment_before(draw, moment, most_days):
                               microseconds=draw(st.integers(0, 999_999)))
 
 
+def time_zones(params):
+    """Where the patient is tested: one of the program's time zones, or not given."""
+    return st.sampled_from(["", *(zone.key for zone in params.calendar_day_time_zones)])
+
+
 @st.composite
 def situations(draw):
     """A patient in therapy under one of the rule sets, with a generated history."""
@@ -65,7 +70,7 @@ def situations(draw):
     patient = PatientFact(
         status="active", status_reason="", risk_category=name, date_of_birth=BORN[category.age],
         agreement_signed_on=started.date() - timedelta(days=1), irregular_cycles=draw(st.booleans()),
-        therapy_started_at=started,
+        therapy_started_at=started, time_zone=draw(time_zones(params)),
     )
     history = PatientHistory(
         tests=tests, latest_survey=survey, previous_prescription_issued_at=previous,
@@ -130,8 +135,11 @@ def authorizations(draw):
     label, params = draw(st.sampled_from(RULE_SETS))
     name = draw(st.sampled_from(sorted(params.risk_categories)))
     issued = moment_before(draw, NOW, 30)
+    patient = PatientFact(status="active", status_reason="", risk_category=name, date_of_birth=date(1980, 1, 1),
+                          agreement_signed_on=date(2026, 1, 1), irregular_cycles=False, therapy_started_at=None,
+                          time_zone=draw(time_zones(params)))
     expires_at = timing.authorization_expires_at(
-        params, name, issued_at=issued, latest_negative_at=moment_before(draw, issued, 10),
+        params, patient, issued_at=issued, latest_negative_at=moment_before(draw, issued, 10),
         counseling_at=moment_before(draw, issued, 10))
     return label, params, name, expires_at
 

@@ -211,6 +211,8 @@ class PatientOut(serializers.Serializer):
     risk_category = serializers.CharField()
     agreement_signed_on = serializers.DateField()
     irregular_cycles = serializers.BooleanField()
+    time_zone = serializers.CharField(help_text="where calendar days are counted for the patient; empty: all of the "
+                                                "program's time zones")
     status = serializers.CharField()
     status_reason = serializers.CharField()
     enrolled_at = serializers.DateTimeField()
@@ -228,6 +230,12 @@ class PatientListCreate(ApiView):
         risk_category = CategoryField(help_text="one of the program's risk categories (GET /api/v1/programs/)")
         agreement_signed_on = serializers.DateField()
         irregular_cycles = serializers.BooleanField(required=False, default=False)
+        time_zone = serializers.CharField(
+            max_length=64, required=False, allow_blank=True, default="",
+            help_text="one of the program's time zones (GET /api/v1/programs/, rule_set.parameters."
+                      "calendar_day_time_zones): where the patient is tested; the calendar days of the program's "
+                      "windows are counted there. Not given: the windows end at their earliest end among all of "
+                      "them.")
 
     @extend_schema(
         responses=PatientOut(many=True),

@@ -84,14 +84,28 @@ def _products(program=None):
     return list(groups.items())
 
 
-def category_choices(now):
-    """Every program's risk categories under its rule set in force, grouped by program."""
-    groups = []
+def programs_in_force(now):
+    """Each program with the parameters of its rule set in force (programs without a valid one left out)."""
+    found = []
     for program in Program.objects.order_by("slug"):
         params = rule_set_in_force(program=program, now=now).parameters
         if params is not None:
-            groups.append((program.name, [(c.name, c.label) for c in params.risk_categories.values()]))
-    return groups
+            found.append((program, params))
+    return found
+
+
+def category_choices(programs):
+    """Every program's risk categories, grouped by program."""
+    return [(program.name, [(c.name, c.label) for c in params.risk_categories.values()])
+            for program, params in programs]
+
+
+def time_zone_choices(programs):
+    """The programs' time zones, in the order their rule sets give them."""
+    zones = []
+    for _, params in programs:
+        zones += [zone.key for zone in params.calendar_day_time_zones if zone.key not in zones]
+    return [(zone, zone.replace("_", " ")) for zone in zones]
 
 
 class EnrollForm(forms.Form):
@@ -103,11 +117,18 @@ class EnrollForm(forms.Form):
     agreement_signed_on = DayField(label="Patient-Prescriber Agreement signed on")
     irregular_cycles = forms.BooleanField(
         required=False, label="Irregular menstrual cycles (pregnancy tests more often, where the program says so)")
+    time_zone = forms.ChoiceField(
+        required=False, label="Where the patient is tested (time zone)",
+        help_text="The days of the program's windows are counted there. Not given: a window that counts calendar "
+                  "days ends at its earliest end in any of the program's time zones.")
 
     def __init__(self, *args, now=None, **kwargs):
         super().__init__(*args, **kwargs)
-        # The service checks that the category is the chosen program's, and fits the patient's age.
-        self.fields["risk_category"].choices = category_choices(now or timezone.now())
+        programs = programs_in_force(now or timezone.now())
+        # The service checks that the category is the chosen program's, and fits the patient's age, and that
+        # the time zone is one of the program's.
+        self.fields["risk_category"].choices = category_choices(programs)
+        self.fields["time_zone"].choices = [("", "Not given")] + time_zone_choices(programs)
 
 
 class PregnancyTestForm(forms.Form):
