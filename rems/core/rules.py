@@ -372,7 +372,8 @@ class RuleParameters:
             self.first_test_days_before[1],
             *(windows or [0]),
             *((interval.initial_days, interval.regular_days, interval.irregular_days) if interval else ()),
-            # A missed window's test counts against the next one for this long after it.
+            # A test whose window passed unused locks out the tests of this long after it; the latest test counts
+            # only within its own window, so older tests matter to no decision that could pass.
             (self.missed_window_lockout_days or 0) + max(windows or [0]),
         ])
 
