@@ -135,6 +135,19 @@ def prescription_facts(*, patient, product, rule_set, ndc, quantity, days_supply
     )
 
 
+def requirements_facts(*, patient, rule_set, now):
+    """The facts of a status query on `patient`'s requirements at `now`: a prescription decision's, without a
+    request."""
+    return gates.PrescriptionFacts(
+        rule_set=rule_set,
+        prescriber_certification=certification_fact(program_id=patient.program_id,
+                                                     prescriber_id=patient.prescriber_id),
+        patient=patient_fact(patient),
+        history=patient_history(patient, rule_set, now),
+        request=None,
+    )
+
+
 def authorization_by_number(authorization_number):
     """The prescription authorization with this number, with its patient, product and program; None if none."""
     return (

@@ -17,6 +17,7 @@ from accounts.throttling import request_counters_purge
 from rems.compliance_log.actions import Action
 from rems.compliance_log.writer import log_insert_params, log_insert_sql
 from rems.program.certifications import certifications_expire_due
+from rems.program.ehr import token_uses_purge
 from rems.program.idempotency import idempotency_records_purge
 
 from .models import OPEN_PRESCRIPTION_STATUSES, DispenseStatus, PrescriptionStatus, SystemReason
@@ -161,12 +162,14 @@ def _sweep_on(workers, statements, now, batch_size):
 
 def expire_lapsed(*, now, batch_size=5000, workers=1):
     """Expire RDAs, prescription authorizations and certifications past their validity, in bounded batches, and
-    purge what is kept only for a while (request counters, stored idempotent answers). Rows are locked with
+    purge what is kept only for a while (request counters, the EHRs' token ids past their tokens' expiry, stored
+    idempotent answers). Rows are locked with
     SKIP LOCKED so that two sweeps never work on the same row; a rerun finds nothing. With `workers` above 1 the
     RDAs and authorizations are expired on that many connections at once (each its own transactions; inside a
     caller's transaction, on the caller's connection only). Returns the counts."""
     counts = {name: _sweep_on(workers, statements, now, batch_size) for name, statements in SWEEPS.items()}
     counts["certifications"] = certifications_expire_due(now=now, batch_size=batch_size)
     request_counters_purge(now=now)
+    token_uses_purge(now=now)
     counts["idempotency_records"] = idempotency_records_purge(now=now, batch_size=batch_size)
     return counts

@@ -44,6 +44,11 @@ class Action(StrEnum):
     USER_DEACTIVATE = "user.deactivate"
     API_KEY_ISSUE = "api_key.issue"
     API_KEY_REVOKE = "api_key.revoke"
+    # EHR integration
+    CDS_CLIENT_REGISTER = "cds_client.register"
+    PATIENT_IDENTIFIER_LINK = "patient.identifier_link"
+    EHR_ETASU_QUERY = "ehr.etasu_query"
+    EHR_CDS_HOOK = "ehr.cds_hook"
     # Security events
     SECURITY_LOGIN = "security.login"
     SECURITY_LOGIN_FAILED = "security.login_failed"

@@ -12,6 +12,7 @@ handler500 = "rems.config.handlers.handler500"
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("", include("rems.interfaces.ehr.urls")),
     path("", include("rems.interfaces.portal.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -149,7 +149,7 @@ class PrescriptionFacts:
     prescriber_certification: CertificationFact | None
     patient: PatientFact
     history: PatientHistory
-    request: PrescriptionRequestFact
+    request: PrescriptionRequestFact | None  # None: what the patient's next prescription needs, whatever is asked
 
 
 @dataclass(frozen=True)
@@ -647,7 +647,9 @@ def check_survey(patient, history, params, now):
 
 
 def prescription_decide(*, facts: PrescriptionFacts, now: datetime) -> Decision:
-    """Decide a prescription authorization (the prescriber survey) at `now`."""
+    """Decide a prescription authorization (the prescriber survey) at `now`. Without a request (`facts.request`
+    None), the status of the patient's requirements: every check but those of a request (its product, quantity
+    and days' supply) and of the open authorization a new one would replace."""
     rule_check = _check_rule_set(facts.rule_set)
     if not rule_check.passed:
         return _decide([rule_check], facts.rule_set.label)
@@ -665,11 +667,9 @@ def prescription_decide(*, facts: PrescriptionFacts, now: datetime) -> Decision:
     if category is None:
         # A category the rule set does not have: nothing else can be judged under it.
         return _decide(checks, facts.rule_set.label)
-    checks += [
-        *_check_supply(facts.request, params),
-        _check_open_prescription(history, now),
-        check_next_fill(history, params, now),
-    ]
+    if facts.request is not None:
+        checks += [*_check_supply(facts.request, params), _check_open_prescription(history, now)]
+    checks.append(check_next_fill(history, params, now))
     if category.can_get_pregnant:
         checks += check_contraception(patient, history, params, now)
         checks += check_pregnancy_tests(patient, history, params, now)

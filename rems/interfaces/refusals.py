@@ -8,6 +8,7 @@ from accounts.services import CannotCreateUser, CannotDeactivateSelf, UsernameTa
 from dispensing.dispenses import DispenseNotAllowed
 from rems.core.errors import ActionRefused
 from rems.program.certifications import CertificationPeriodUnknown, PartyBarred
+from rems.program.ehr import ClientExists
 from rems.program.idempotency import IdempotencyKeyReused
 from rems.program.patients import AlreadyEnrolled, CannotEnroll
 from rems.program.programs import CannotLoadProgram
@@ -26,6 +27,7 @@ REFUSAL_STATUS = {
     # The record's state does not allow it (a duplicate, a transition from the wrong status).
     ActionRefused: 409,
     AlreadyEnrolled: 409,
+    ClientExists: 409,
     UsernameTaken: 409,
     # A rule of the program does not allow it now.
     CannotEnroll: 422,

@@ -330,3 +330,55 @@ class Notification(models.Model):
                          condition=Q(state="pending")),
             models.Index(fields=["recipient", "-created_at"]),
         ]
+
+
+# --- EHR integration ---------------------------------------------------------------------------------------
+class CdsClient(models.Model):
+    """An EHR registered by the program administrator to call the CDS Hooks services: the issuer of its JWTs and
+    its public key (a JWK: EC P-384 for ES384, or RSA of 2048 bits or more for RS384)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    issuer = models.CharField(max_length=255, unique=True)
+    jwk = models.JSONField(help_text="The public key, as a JWK.")
+    algorithm = models.CharField(max_length=5, help_text="ES384 or RS384, from the key.")
+    registered_at = models.DateTimeField()
+    registered_by = models.ForeignKey("accounts.User", on_delete=models.PROTECT, null=True, blank=True,
+                                      related_name="+")
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(algorithm__in=["ES384", "RS384"]), name="cds_client_algorithm_valid"),
+        ]
+
+    def __str__(self):
+        return self.issuer
+
+
+class CdsTokenUse(models.Model):
+    """A JWT id (`jti`) an EHR has used: each is accepted once, until its token expires."""
+
+    issuer = models.CharField(max_length=255)
+    jti = models.CharField(max_length=255)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["issuer", "jti"], name="cds_token_used_once")]
+        indexes = [models.Index(fields=["expires_at"])]
+
+
+class PatientIdentifier(models.Model):
+    """An identifier an EHR gives the patient of an enrollment (its system and value), linked by the prescriber's
+    office so that the EHR's next request finds the enrollment."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="identifiers")
+    system = models.CharField(max_length=255)
+    value = models.CharField(max_length=255)
+    linked_at = models.DateTimeField()
+    linked_by = models.ForeignKey("accounts.User", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["patient", "system", "value"], name="patient_identifier_once"),
+        ]
+        indexes = [models.Index(fields=["system", "value"])]

@@ -1,9 +1,23 @@
+import json
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from dispensing.models import DispenseAuthorization, Prescription
 from rems.compliance_log.actions import Action
 from rems.compliance_log.models import ComplianceLogEntry
-from rems.program.models import Attestation, Certification, Patient, PatientSurvey, PregnancyReport, PregnancyTest
+from rems.program.certifications import certification_create
+from rems.program.models import (
+    Attestation,
+    Certification,
+    Patient,
+    PatientSurvey,
+    PregnancyReport,
+    PregnancyTest,
+    Program,
+)
+from rems.program.programs import BUNDLED, program_load
 
 
 def _entries(action, **lookup):
@@ -59,3 +73,16 @@ def every_change_has_its_log_entry(request):
         assert _entries("patient.enroll", object_id=str(patient.pk)).exists()
         if patient.status == "suspended":
             assert _entries("patient.suspend", object_id=str(patient.pk)).exists()
+
+
+@pytest.fixture
+def programs(world):
+    """The other three programs loaded; our prescriber and pharmacy certified in all four, theirs in
+    pomalidomide only."""
+    now = timezone.now() - timedelta(days=60)
+    for slug in ("lenalidomide", "thalidomide", "isotretinoin"):
+        program_load(actor=None, data=json.loads((BUNDLED / f"{slug}.json").read_text()), now=now)
+        program = Program.objects.get(slug=slug)
+        certification_create(actor=None, program=program, prescriber=world["ours"].prescriber, now=now)
+        certification_create(actor=None, program=program, pharmacy=world["ours"].pharmacy, now=now)
+    return world

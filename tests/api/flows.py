@@ -102,3 +102,18 @@ def confirm_dispense(api, token, rda_number, *, counseling=True, guide=True):
 
 def failed(decision):
     return {c["code"] for c in decision["checks"] if not c["passed"]}
+
+
+def ipledge_ready(api, token, *, first_ago=timedelta(days=21), second_ago=timedelta(days=1), second_sensitivity=25,
+                  contraception_days=35, **enrollment):
+    """An iPLEDGE patient who can get pregnant, ready for her first prescription unless an argument says
+    otherwise: two negative tests (21 days and 1 day ago), two methods started 35 days ago, counseling and the
+    comprehension questions."""
+    patient_id = enroll(api, token, program="isotretinoin", risk_category="CAN_GET_PREGNANT",
+                        time_zone="America/Chicago", **enrollment)
+    record_test(api, token, patient_id, first_ago)
+    record_test(api, token, patient_id, second_ago, sensitivity=second_sensitivity)
+    attest_contraception(api, token, patient_id, methods=("IUD", "MALE_CONDOM"), started_days_ago=contraception_days)
+    attest_counseling(api, token, patient_id)
+    record_survey(api, token, patient_id)
+    return patient_id

@@ -481,3 +481,31 @@ def test_the_added_pages_render_no_inline_script(browser, program):
     for page in pages:
         assert page.status_code == 200
         assert not INLINE_SCRIPT.search(page.content.decode())
+
+
+def test_an_ehr_is_registered_on_the_admin_site_through_the_same_service(browser, admin_user, db):
+    import json as _json
+
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from jwt.algorithms import ECAlgorithm
+
+    from rems.program.models import CdsClient
+
+    assert browser.get("/admin/rems/cdsclient/").status_code == 200
+    assert b"Register an EHR" in browser.get("/admin/rems/cdsclient/").content
+    assert browser.get("/admin/rems/cdsclient/register/").status_code == 200
+    public = ECAlgorithm.to_jwk(ec.generate_private_key(ec.SECP384R1()).public_key())
+    private = ECAlgorithm.to_jwk(ec.generate_private_key(ec.SECP384R1()))
+
+    refused = browser.post("/admin/rems/cdsclient/register/", {"issuer": "https://ehr.example", "jwk": private})
+    assert refused.status_code == 200 and b"private parts" in refused.content and not CdsClient.objects.exists()
+    assert b"errorlist" in browser.post("/admin/rems/cdsclient/register/",
+                                        {"issuer": "https://ehr.example", "jwk": "{not json"}).content
+
+    response = browser.post("/admin/rems/cdsclient/register/", {"issuer": "https://ehr.example", "jwk": public})
+
+    assert response.status_code == 302
+    client = CdsClient.objects.get()
+    assert client.algorithm == "ES384" and client.jwk == _json.loads(public) and client.registered_by == admin_user
+    assert log_entries("cds_client.register", client).get().actor_user_id == admin_user.pk
+    assert browser.post(f"/admin/rems/cdsclient/{client.pk}/delete/", {"post": "yes"}).status_code == 403

@@ -7,10 +7,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from rems.program.certifications import certification_create
-from rems.program.models import Certification, Program
-from rems.program.programs import BUNDLED, program_load
+from rems.program.models import Certification
 
+from . import flows
 from .flows import (
     attest_contraception,
     attest_counseling,
@@ -19,7 +18,6 @@ from .flows import (
     enroll,
     failed,
     prescribe,
-    record_survey,
     record_test,
     request_rda,
 )
@@ -30,19 +28,6 @@ DAY = timedelta(days=1)
 LENALIDOMIDE_10MG = "59572-0410-28"
 THALIDOMIDE_100MG = "59572-0210-14"
 ISOTRETINOIN_20MG = "00245-0571-01"
-
-
-@pytest.fixture
-def programs(world):
-    """The other three programs loaded; our prescriber and pharmacy certified in all four, theirs in
-    pomalidomide only."""
-    now = timezone.now() - timedelta(days=60)
-    for slug in ("lenalidomide", "thalidomide", "isotretinoin"):
-        program_load(actor=None, data=json.loads((BUNDLED / f"{slug}.json").read_text()), now=now)
-        program = Program.objects.get(slug=slug)
-        certification_create(actor=None, program=program, prescriber=world["ours"].prescriber, now=now)
-        certification_create(actor=None, program=program, pharmacy=world["ours"].pharmacy, now=now)
-    return world
 
 
 def dispensed(api, party, patient_id, *, ndc, quantity, days_supply):
@@ -59,17 +44,8 @@ def dispensed(api, party, patient_id, *, ndc, quantity, days_supply):
 
 
 def ipledge_ready(api, token, *, first_ago=21 * DAY, second_ago=DAY, second_sensitivity=25, contraception_days=35):
-    """An iPLEDGE patient who can get pregnant, ready for her first prescription unless an argument says
-    otherwise: two negative tests (21 days and 1 day ago), two methods started 35 days ago, counseling and the
-    comprehension questions."""
-    patient_id = enroll(api, token, program="isotretinoin", risk_category="CAN_GET_PREGNANT",
-                        time_zone="America/Chicago")
-    record_test(api, token, patient_id, first_ago)
-    record_test(api, token, patient_id, second_ago, sensitivity=second_sensitivity)
-    attest_contraception(api, token, patient_id, methods=("IUD", "MALE_CONDOM"), started_days_ago=contraception_days)
-    attest_counseling(api, token, patient_id)
-    record_survey(api, token, patient_id)
-    return patient_id
+    return flows.ipledge_ready(api, token, first_ago=first_ago, second_ago=second_ago,
+                               second_sensitivity=second_sensitivity, contraception_days=contraception_days)
 
 
 def refused_by(api, token, patient_id, **rx):

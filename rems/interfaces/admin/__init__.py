@@ -1,4 +1,4 @@
 """The admin site, for program administrators (`docs/admin.md`). Django's admin finds this package as the
 `admin` module of the interfaces app; importing it registers every model's page."""
 
-from . import accounts, dispensing, program  # noqa: F401
+from . import accounts, dispensing, ehr, program  # noqa: F401

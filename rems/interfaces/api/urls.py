@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import account_views, audit_views, dispensing_views, notification_views, program_views
+from . import account_views, audit_views, dispensing_views, ehr_views, notification_views, program_views
 
 urlpatterns = [
     # Registry
@@ -39,6 +39,8 @@ urlpatterns = [
          name="patient-pregnancy-tests"),
     path("patients/<uuid:pk>/attestations/", program_views.PatientAttestations.as_view(), name="patient-attestations"),
     path("patients/<uuid:pk>/surveys/", program_views.PatientSurveys.as_view(), name="patient-surveys"),
+    path("patients/<uuid:pk>/identifiers/", ehr_views.PatientIdentifiers.as_view(), name="patient-identifiers"),
+    path("cds-clients/", ehr_views.CdsClientListCreate.as_view(), name="cds-client-list"),
     # Prescriptions and dispensing
     path("prescriptions/", dispensing_views.PrescriptionListCreate.as_view(), name="prescription-list"),
     path("prescriptions/<uuid:pk>/", dispensing_views.PrescriptionDetail.as_view(), name="prescription-detail"),

@@ -30,6 +30,7 @@ from rems.program import patients, records
 from rems.program.models import AttestationKind
 from rems.program.selectors import category_label, rule_set_in_force, rule_set_parameters
 
+from ..fixes import PHARMACY, PRESCRIBER, explained
 from ..refusals import refusal_log, refusal_status
 from ..scoping import (
     PHARMACY_STAFF,
@@ -44,7 +45,6 @@ from ..scoping import (
 )
 from . import charts, forms
 from .access import page
-from .fixes import PHARMACY, PRESCRIBER, explained
 
 PRESCRIBER_ONLY = {Role.PRESCRIBER}
 PAGE_SIZE = 50
