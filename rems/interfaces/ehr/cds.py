@@ -13,7 +13,7 @@ from django.http import JsonResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
-from fhir.resources.bundle import Bundle
+from fhir.resources.medicationrequest import MedicationRequest
 from fhir.resources.patient import Patient as FhirPatient
 from fhir.resources.practitioner import Practitioner
 
@@ -123,9 +123,17 @@ def _orders(data, hook):
         raise Unreadable(f"An {hook} request: {{\"hook\": \"{hook}\", \"context\": {{...}}}}.")
     if not isinstance(data.get("hookInstance"), str):
         raise Unreadable("hookInstance: the UUID of this hook call.")
-    bundle = resource(Bundle, context.get("draftOrders"), "context.draftOrders (the orders being written)")
-    orders = [e.resource for e in bundle.entry or [] if e.resource is not None
-              and e.resource.resource_type == "MedicationRequest"]
+    # The Bundle is read leniently (EHRs leave out its `type`), each MedicationRequest in it strictly.
+    bundle = context.get("draftOrders")
+    entries = bundle.get("entry", []) if isinstance(bundle, dict) and bundle.get("resourceType") == "Bundle" else None
+    if not isinstance(entries, list):
+        raise Unreadable("context.draftOrders: a FHIR R4 Bundle of the orders being written.")
+    orders = [
+        resource(MedicationRequest, entry["resource"], "context.draftOrders: a MedicationRequest")
+        for entry in entries
+        if isinstance(entry, dict) and isinstance(entry.get("resource"), dict)
+        and entry["resource"].get("resourceType") == "MedicationRequest"
+    ]
     if hook == "order-select":
         selections = context.get("selections")
         if not isinstance(selections, list) or not all(isinstance(s, str) for s in selections):
