@@ -46,6 +46,7 @@ class Action(StrEnum):
     API_KEY_REVOKE = "api_key.revoke"
     # EHR integration
     CDS_CLIENT_REGISTER = "cds_client.register"
+    CDS_CLIENT_RETIRE = "cds_client.retire"
     PATIENT_IDENTIFIER_LINK = "patient.identifier_link"
     EHR_ETASU_QUERY = "ehr.etasu_query"
     EHR_CDS_HOOK = "ehr.cds_hook"

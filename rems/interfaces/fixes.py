@@ -17,8 +17,8 @@ def _window(params, name):
 PRESCRIBER = {
     "RULE_SET_IN_FORCE": lambda p, c: "Nothing can be authorized until the program administrator loads the program's rules.",
     "PRESCRIBER_CERTIFIED": lambda p, c: "Contact the program administrator to certify, renew or reinstate your certification.",
-    "PATIENT_ENROLLED": lambda p, c: ("The enrollment must be active and current; the program administrator can tell you "
-                                      "why it is not, or re-enroll the patient with a new agreement."),
+    "PATIENT_ENROLLED": lambda p, c: ("The enrollment must be active and current: ask the program administrator why it "
+                                      "is not, or re-enroll with a new agreement."),
     "PREGNANCY_TEST_NEGATIVE": lambda p, c: ("A positive test is on file: stop therapy and follow the pregnancy reporting "
                                              "procedure. No prescription can be authorized."),
     "RISK_CATEGORY_AGREEMENT": lambda p, c: "Record the date the Patient-Prescriber Agreement was signed, for one of the "

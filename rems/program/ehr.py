@@ -30,9 +30,13 @@ MIN_RSA_BITS = 2048
 
 
 class ClientExists(ActionRefused):
-    """An issuer is registered once: a new key is a new issuer, or the old one retired first."""
+    """An issuer has one live registration: to change its key, retire the registration, then register again."""
 
     code = "client_exists"
+
+
+class CannotRetireClient(ActionRefused):
+    pass
 
 
 def public_key_algorithm(jwk):
@@ -76,10 +80,25 @@ def cds_client_register(*, actor, issuer, jwk, now):
 
 
 def cds_client_for(issuer):
-    """The EHR registered with this issuer, or None."""
+    """The EHR registered with this issuer and not retired, or None."""
     if not isinstance(issuer, str) or not issuer:
         return None
-    return CdsClient.objects.filter(issuer=issuer).first()
+    return CdsClient.objects.filter(issuer=issuer, retired_at__isnull=True).first()
+
+
+@transaction.atomic
+def cds_client_retire(*, actor, client, reason, now):
+    """The program administrator retires an EHR's registration (a key replaced or compromised, an EHR gone): its
+    tokens are refused from now on."""
+    if not isinstance(reason, str) or not reason.strip():
+        raise InvalidValue("Give the reason the registration is retired.", field="reason")
+    if not CdsClient.objects.filter(pk=client.pk, retired_at__isnull=True).update(retired_at=now,
+                                                                                   retired_reason=reason[:500]):
+        raise CannotRetireClient(f"The registration of {client.issuer} is already retired.")
+    log_entry_write(actor=actor, action=Action.CDS_CLIENT_RETIRE, outcome="retired", object_type="cds_client",
+                    object_id=client.pk, now=now, detail={"issuer": client.issuer, "reason": reason})
+    client.refresh_from_db()
+    return client
 
 
 def token_id_use(*, issuer, jti, expires_at):

@@ -338,16 +338,21 @@ class CdsClient(models.Model):
     its public key (a JWK: EC P-384 for ES384, or RSA of 2048 bits or more for RS384)."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    issuer = models.CharField(max_length=255, unique=True)
+    issuer = models.CharField(max_length=255)
     jwk = models.JSONField(help_text="The public key, as a JWK.")
     algorithm = models.CharField(max_length=5, help_text="ES384 or RS384, from the key.")
     registered_at = models.DateTimeField()
     registered_by = models.ForeignKey("accounts.User", on_delete=models.PROTECT, null=True, blank=True,
                                       related_name="+")
+    # A retired EHR's tokens are refused; its issuer may be registered again with a new key.
+    retired_at = models.DateTimeField(null=True, blank=True)
+    retired_reason = models.CharField(max_length=500, blank=True)
 
     class Meta:
         constraints = [
             models.CheckConstraint(condition=Q(algorithm__in=["ES384", "RS384"]), name="cds_client_algorithm_valid"),
+            models.UniqueConstraint(fields=["issuer"], condition=Q(retired_at__isnull=True),
+                                    name="cds_client_one_live_per_issuer"),
         ]
 
     def __str__(self):

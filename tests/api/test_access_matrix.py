@@ -81,6 +81,7 @@ MATRIX = {
     ("patient-identifiers", "POST"): row(**roles((400, 404), OFFICE)),
     ("cds-client-list", "GET"): row(**roles(200, PROGRAM)),
     ("cds-client-list", "POST"): row(admin=400),
+    ("cds-client-retire", "POST"): row(admin=400),
     ("prescription-list", "GET"): row(**roles(200, PROGRAM + OFFICE)),
     ("prescription-list", "POST"): row(prescriber=400),
     ("prescription-detail", "GET"): row(**roles(200, PROGRAM), **roles((200, 404), OFFICE)),
@@ -145,6 +146,13 @@ def objects(world):
     return built
 
 
+def _cds_client():
+    from rems.program.models import CdsClient
+
+    return CdsClient.objects.create(issuer=f"https://{uuid.uuid4()}.example", jwk={}, algorithm="ES384",
+                                    registered_at=timezone.now())
+
+
 def _user(world, role, side):
     if role in ("admin", "auditor"):
         return world[f"{role}_user"]
@@ -165,6 +173,8 @@ def _kwargs(name, role, objects, world, own):
         return {}
     if name == "program-rule-sets":
         return {"slug": "pomalidomide"}
+    if name == "cds-client-retire":
+        return {"pk": _cds_client().pk}
     side = "ours" if own else "theirs"
     o, party = objects[side], objects[side]["party"]
     if name in ("prescriber-detail", "prescriber-certifications"):

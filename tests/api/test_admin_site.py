@@ -509,3 +509,15 @@ def test_an_ehr_is_registered_on_the_admin_site_through_the_same_service(browser
     assert client.algorithm == "ES384" and client.jwk == _json.loads(public) and client.registered_by == admin_user
     assert log_entries("cds_client.register", client).get().actor_user_id == admin_user.pk
     assert browser.post(f"/admin/rems/cdsclient/{client.pk}/delete/", {"post": "yes"}).status_code == 403
+
+
+def test_an_ehr_registration_is_retired_with_a_reason_on_the_admin_site(browser, admin_user, db):
+    from rems.program.models import CdsClient
+
+    client = CdsClient.objects.create(issuer="https://ehr.example", jwk={}, algorithm="ES384",
+                                      registered_at=timezone.now())
+    response = post_action(browser, "/admin/rems/cdsclient/", "cds_client_retire", [client], reason="key leaked")
+    assert response.status_code == 302
+    client.refresh_from_db()
+    assert client.retired_at is not None and client.retired_reason == "key leaked"
+    assert log_entries("cds_client.retire", client).get().actor_user_id == admin_user.pk

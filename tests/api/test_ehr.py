@@ -105,8 +105,14 @@ def test_the_case_number_finds_the_authorization_and_is_echoed(api, programs, na
     number = decision["authorization_number"]
 
     _, answer = fhir_post(api, etasu_input(patient_id, case=(name, number)), token)
-
     assert guidance(answer)[1][name] == number
+    # typed as on paper: grouped, in lower case
+    typed = f"{number[:5]}-{number[5:10]}-{number[10:]}".lower()
+    _, answer = fhir_post(api, etasu_input(patient_id, case=(name, typed)), token)
+    assert guidance(answer)[1][name] == number
+    # none given: the open authorization's number, under the guide's name
+    _, answer = fhir_post(api, etasu_input(patient_id), token)
+    assert guidance(answer)[1]["case_number"] == number
     _, answer = fhir_post(api, etasu_input(patient_id, case=(name, "PNOTAREALONE")), token)
     assert name not in guidance(answer)[1]
 
@@ -358,3 +364,22 @@ def test_the_sweep_forgets_token_ids_once_their_tokens_have_expired(db):
 
     assert token_id_use(issuer=ISSUER, jti="old", expires_at=now + timedelta(minutes=5))  # forgotten: it had expired
     assert not token_id_use(issuer=ISSUER, jti="live", expires_at=now + timedelta(minutes=4))
+
+
+def test_a_retired_registration_is_refused_and_its_issuer_may_register_a_new_key(api, programs, ehr_key):
+    ours = programs["ours"]
+    body = order_sign_request(patient=fhir_patient(), npi=ours.prescriber.npi)
+    client = CdsClient.objects.get(issuer=ISSUER)
+    assert api.post(f"/api/v1/cds-clients/{client.pk}/retire", {"reason": ""}, as_=programs["admin"])[0] == 400
+    status, retired = api.post(f"/api/v1/cds-clients/{client.pk}/retire", {"reason": "key rotated"},
+                               as_=programs["admin"])
+    assert status == 200 and retired["retired_at"]
+    assert api.post(f"/api/v1/cds-clients/{client.pk}/retire", {"reason": "again"}, as_=programs["admin"])[0] == 409
+    assert hook(api, body, signed(ehr_key))[0] == 401
+
+    new_key = ec.generate_private_key(ec.SECP384R1())
+    assert api.post("/api/v1/cds-clients/", {"issuer": ISSUER, "jwk": _jwk(new_key)}, as_=programs["admin"])[0] == 201
+    assert hook(api, body, signed(ehr_key))[0] == 401
+    assert hook(api, body, signed(new_key))[0] == 200
+    entry = ComplianceLogEntry.objects.get(action="cds_client.retire")
+    assert entry.detail == {"issuer": ISSUER, "reason": "key rotated"}

@@ -12,10 +12,10 @@ from django.urls import path, reverse
 from django.utils import timezone
 
 from rems.core.errors import ActionRefused
-from rems.program.ehr import cds_client_register
+from rems.program.ehr import cds_client_register, cds_client_retire
 from rems.program.models import CdsClient
 
-from .base import ReadOnlyAdmin
+from .base import ReadOnlyAdmin, form_action
 
 
 class CdsClientForm(forms.Form):
@@ -34,8 +34,14 @@ class CdsClientForm(forms.Form):
 
 @admin.register(CdsClient)
 class CdsClientAdmin(ReadOnlyAdmin):
-    list_display = ("issuer", "algorithm", "registered_at", "registered_by")
-    fields = ("issuer", "algorithm", "jwk", "registered_at", "registered_by")
+    list_display = ("issuer", "algorithm", "registered_at", "registered_by", "retired_at")
+    list_filter = (("retired_at", admin.EmptyFieldListFilter),)
+    fields = ("issuer", "algorithm", "jwk", "registered_at", "registered_by", "retired_at", "retired_reason")
+    actions = [form_action(
+        "cds_client_retire", description="Retire the selected EHR registrations", title="Retire EHR registrations",
+        done="Retired", run=lambda client, data, actor, now: cds_client_retire(
+            actor=actor, client=client, reason=data["reason"], now=now),
+    )]
     readonly_fields = fields
     ordering = ("-registered_at",)
     change_list_template = "admin/rems/cdsclient/change_list.html"

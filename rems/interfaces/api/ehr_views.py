@@ -9,7 +9,7 @@ from rems.program import ehr
 from rems.program.models import CdsClient
 
 from ..scoping import ADMIN, PRESCRIBER_OFFICE, READERS, get_in_scope, patients_for
-from .base import ApiView, StrictSerializer
+from .base import ApiView, ReasonInput, StrictSerializer
 from .idempotency import idempotent
 
 
@@ -19,6 +19,7 @@ class CdsClientOut(serializers.Serializer):
     algorithm = serializers.CharField(help_text="ES384 or RS384, from the key")
     jwk = serializers.JSONField(help_text="the public key")
     registered_at = serializers.DateTimeField()
+    retired_at = serializers.DateTimeField(allow_null=True, help_text="once retired, its tokens are refused")
 
 
 class CdsClientListCreate(ApiView):
@@ -44,6 +45,21 @@ class CdsClientListCreate(ApiView):
             return Response(CdsClientOut(client).data, status=201)
 
         return idempotent(request, handle)
+
+
+class CdsClientRetire(ApiView):
+    """Retire an EHR's registration: its tokens are refused from now on; its issuer may register a new key."""
+
+    roles = {"POST": ADMIN}
+
+    @extend_schema(request=ReasonInput, responses=CdsClientOut)
+    def post(self, request, pk):
+        client = get_in_scope(CdsClient.objects.all(), pk=pk)
+        data = ReasonInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        client = ehr.cds_client_retire(actor=request.user, client=client, reason=data.validated_data["reason"],
+                                       now=self.now())
+        return Response(CdsClientOut(client).data)
 
 
 class PatientIdentifierOut(serializers.Serializer):

@@ -41,6 +41,7 @@ urlpatterns = [
     path("patients/<uuid:pk>/surveys/", program_views.PatientSurveys.as_view(), name="patient-surveys"),
     path("patients/<uuid:pk>/identifiers/", ehr_views.PatientIdentifiers.as_view(), name="patient-identifiers"),
     path("cds-clients/", ehr_views.CdsClientListCreate.as_view(), name="cds-client-list"),
+    path("cds-clients/<uuid:pk>/retire", ehr_views.CdsClientRetire.as_view(), name="cds-client-retire"),
     # Prescriptions and dispensing
     path("prescriptions/", dispensing_views.PrescriptionListCreate.as_view(), name="prescription-list"),
     path("prescriptions/<uuid:pk>/", dispensing_views.PrescriptionDetail.as_view(), name="prescription-detail"),

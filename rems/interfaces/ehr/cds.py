@@ -100,7 +100,9 @@ def _requirement_cards(request, program, patient, now):
     cards = []
     for check in failed:
         make = FIXES.get(check.code)
-        todo = make(params, patient.risk_category) if make and params else check.message
+        # what to do, in the numbers of the rule set decided under (without one, the fix that needs none)
+        todo = (make(params, patient.risk_category) if make and (params or check.code == "RULE_SET_IN_FORCE")
+                else check.message)
         critical = check.code.startswith("PREGNANCY_TEST_") or check.code in CRITICAL
         cards.append(_card(program, "critical" if critical else "warning", todo,
                            f"**{check.code}**: {check.message}\n\nRule set {decision.rule_set}.", [page]))
@@ -122,7 +124,7 @@ def _orders(data, hook):
     if data.get("hook") != hook or not isinstance(context, dict):
         raise Unreadable(f"An {hook} request: {{\"hook\": \"{hook}\", \"context\": {{...}}}}.")
     if not isinstance(data.get("hookInstance"), str):
-        raise Unreadable("hookInstance: the UUID of this hook call.")
+        raise Unreadable("hookInstance: the identifier of this hook call (a UUID).")
     # The Bundle is read leniently (EHRs leave out its `type`), each MedicationRequest in it strictly.
     bundle = context.get("draftOrders")
     entries = bundle.get("entry", []) if isinstance(bundle, dict) and bundle.get("resourceType") == "Bundle" else None
@@ -159,7 +161,8 @@ def _hook(request, hook):
     try:
         client = cds_client_authenticated(request, now)
     except TokenRefused:
-        # As CDS Hooks advises: no more than the status; the reason is in the compliance log.
+        # As CDS Hooks advises: no more than the status; the reason goes to the compliance log
+        # (`security.auth_failed`, at most once a minute).
         return _error(401, "Unauthorized.", {"WWW-Authenticate": "Bearer"})
     try:
         data = json_object(request)

@@ -14,9 +14,11 @@ from fhir.resources.guidanceresponse import GuidanceResponse
 from fhir.resources.operationoutcome import OperationOutcome
 from fhir.resources.parameters import Parameters
 
+from accounts.services import permission_refusal_log
 from dispensing.requirements import authorization_of, open_authorization, requirements_status
 from rems.compliance_log.actions import Action
-from rems.program.ehr import ehr_query_log, medication_programs, patients_identified
+from rems.core.identifiers import PRESCRIPTION_PREFIX, MalformedIdentifier, authorization_number_parse
+from rems.program.ehr import OUR_PATIENT, ehr_query_log, medication_programs, patients_identified
 from rems.program.selectors import party_is_barred
 
 from ..keys import KeyRefused, key_user
@@ -91,9 +93,12 @@ def rems_etasu(request):
         return outcome(401, "login", "Authenticate with an API key: Authorization: Bearer <key>.",
                        {"WWW-Authenticate": "Bearer"})
     if user.role not in PRESCRIBER_OFFICE | READERS:
+        permission_refusal_log(user=user, path=request.path, method=request.method, reason="role", now=now)
         return outcome(403, "forbidden", "A prescriber's office, or the program's administrators and auditors, ask "
                                          "for a patient's requirements; a pharmacy asks for a dispense authorization.")
     if party_is_barred(user):
+        permission_refusal_log(user=user, path=request.path, method=request.method,
+                               reason="party suspended or revoked", now=now)
         return outcome(403, "forbidden", "The prescriber you act for is suspended or revoked in each of its programs.")
     try:
         parameters = resource(Parameters, json_object(request), "The body")
@@ -108,14 +113,17 @@ def rems_etasu(request):
     if medication is None or medication.resource_type not in ("Medication", "MedicationRequest"):
         return outcome(400, "required", "The `medication` parameter is a Medication or a MedicationRequest.")
     case_parameter = _parameter(parameters, "case_number", "caseNumber")
-    case_number = (case_parameter.valueString or "").strip() if case_parameter else ""
+    case_number = _authorization_number(case_parameter.valueString if case_parameter else "")
     subject = {"reference": f"Patient/{patient_resource.id}"} if patient_resource.id else None
 
     programs = medication_programs(medication_codings(medication))
     identifiers, family, given, birth_date = patient_identity(patient_resource)
+    by_name = user.role in PRESCRIBER_OFFICE
+    if not by_name:  # the program's roles find a patient by the service's own identifier only
+        identifiers = [(system, value) for system, value in identifiers if system == OUR_PATIENT]
     found = list(patients_identified(
         patients_for(user).filter(program__in=list(programs)).select_related("program"), identifiers,
-        family=family, given=given, birth_date=birth_date, by_name=user.role in PRESCRIBER_OFFICE,
+        family=family, given=given, birth_date=birth_date, by_name=by_name,
     )[:2]) if programs else []
     if len(found) != 1:
         ehr_query_log(actor=user, action=Action.EHR_ETASU_QUERY, outcome="failure", now=now,
@@ -123,8 +131,11 @@ def rems_etasu(request):
         return _fhir(answer("failure", subject, note=UNKNOWN))
     patient = found[0]
     decision = requirements_status(patient=patient, now=now)
-    authorization = (authorization_of(patient=patient, number=case_number) if case_number
-                     else open_authorization(patient=patient, now=now))
+    # A case number given finds that authorization of the patient's only; none given, her open one.
+    if case_parameter is not None:
+        authorization = authorization_of(patient=patient, number=case_number) if case_number else None
+    else:
+        authorization = open_authorization(patient=patient, now=now)
     case = ((case_parameter.name if case_parameter else "case_number"), authorization.authorization_number) \
         if authorization is not None else None
     status = "success" if decision.approved else "data-required"
@@ -133,3 +144,10 @@ def rems_etasu(request):
                                                    "failed": [c.code for c in decision.checks if not c.passed]})
     return _fhir(answer(status, subject, decision.checks, case))
 
+
+def _authorization_number(text):
+    """A case number as the prescription authorization number it is (typed any way the API accepts), or ""."""
+    try:
+        return authorization_number_parse(text or "", prefix=PRESCRIPTION_PREFIX, kind="prescription authorization")
+    except MalformedIdentifier:
+        return ""
