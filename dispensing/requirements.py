@@ -6,25 +6,16 @@ from rems.core import gates
 from rems.program.selectors import rule_set_in_force
 
 from . import facts
-from .models import OPEN_PRESCRIPTION_STATUSES, Prescription
+from .models import Prescription
 
 
 def requirements_status(*, patient, now):
-    """The decision a prescription for `patient` would meet at `now`, less the checks of the request itself:
-    its checks say what is met and what is missing, and its rule set which rules they are."""
+    """The decision a prescription for `patient` would meet at `now`, less the checks of the request itself,
+    and the facts it was made on: its checks say what is met and what is missing, its rule set which rules they
+    are, and the facts hold the patient's open authorization."""
     rule_set = rule_set_in_force(program=patient.program, now=now)
-    return gates.prescription_decide(facts=facts.requirements_facts(patient=patient, rule_set=rule_set, now=now),
-                                     now=now)
-
-
-def open_authorization(*, patient, now, number=None):
-    """The patient's prescription authorization still open at `now` (the one with `number`, when given), or
-    None."""
-    open_ones = Prescription.objects.filter(patient=patient, status__in=OPEN_PRESCRIPTION_STATUSES,
-                                            expires_at__gt=now)
-    if number is not None:
-        open_ones = open_ones.filter(authorization_number=number)
-    return open_ones.order_by("-issued_at").first()
+    decision_facts = facts.requirements_facts(patient=patient, rule_set=rule_set, now=now)
+    return gates.prescription_decide(facts=decision_facts, now=now), decision_facts
 
 
 def authorization_of(*, patient, number):

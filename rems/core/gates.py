@@ -481,11 +481,6 @@ def check_counseling(patient, history, params, now):
     return Check(code, True, f"{what} attested on {day(attestation.attested_at)}.")
 
 
-def testing_interval_days(patient, params, now):
-    """During therapy, the days a negative test counts for at `now` (see `timing.testing_interval_days`)."""
-    return timing.testing_interval_days(patient, params, now)
-
-
 def _sensitivity(params):
     return f"sensitive to {params.pregnancy_test_max_sensitivity_miu_ml} mIU/mL or better"
 
@@ -556,7 +551,7 @@ def _check_interval(patient, history, params, now):
     latest = negatives[0] if negatives else None
     # the interval the latest test counts for; with none, the one in force now
     interval = (timing.interval_test_days(patient, params, latest.collected_at) if latest
-                else testing_interval_days(patient, params, now))
+                else timing.testing_interval_days(patient, params, now))
     if latest and now < timing.interval_test_fails_at(patient, params, latest.collected_at):
         return Check(
             "PREGNANCY_TEST_INTERVAL", True,
@@ -625,8 +620,7 @@ def check_survey(patient, history, params, now):
     if survey is not None and survey.completed_at > now:
         survey = None  # a survey dated in the future does not count
     if survey_rule.every is None:
-        previous = history.previous_prescription_issued_at
-        if survey and (previous is None or survey.completed_at > previous):
+        if survey and timing.counts_for_next_prescription(survey.completed_at, history, now):
             return Check(code, True, f"{label.capitalize()} completed on {day(survey.completed_at)}.")
         return Check(
             code, False,

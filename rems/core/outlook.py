@@ -104,7 +104,7 @@ def _during_therapy(patient, history, params, now):
         state = MISSING  # not a late test: the next prescription needs a newer one
     was = "was due" if due_at <= now else "due"
     if rule == "interval":
-        interval = gates.testing_interval_days(patient, params, min(due_at, now))
+        interval = timing.testing_interval_days(patient, params, min(due_at, now))
         text = f"Every {plural(interval, 'day')}: {was} {day(due_at)} (last collected {day(latest.collected_at)})."
     else:
         text = (f"Before the next prescription, which needs a recent test: {was} {day(due_at)} (last collected "
@@ -162,8 +162,7 @@ def _survey(patient, history, params, now):
         return None
     survey = history.latest_survey
     if rule.every is None:
-        previous = history.previous_prescription_issued_at
-        if survey and (previous is None or survey.completed_at > previous) and survey.completed_at <= now:
+        if survey and timing.counts_for_next_prescription(survey.completed_at, history, now):
             return DueItem("survey", label, OK, f"Completed {day(survey.completed_at)} for the next prescription.")
         needed_from = next_prescription_from(history, params, now)
         if needed_from > now:

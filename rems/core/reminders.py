@@ -34,7 +34,7 @@ def _pregnancy_test(patient, history, params):
     candidates = []
     if params.testing_interval is not None:
         fails_at = timing.interval_test_fails_at(patient, params, latest)
-        interval = timing.testing_interval_days(patient, params, fails_at)
+        interval = timing.interval_test_days(patient, params, latest)
         candidates.append(Due("pregnancy_test", fails_at, "PREGNANCY_TEST_INTERVAL",
                               f"the testing interval: a negative test every {plural(interval, 'day')}"))
     next_rx = timing.next_fill_from(params, history.last_dispense)
@@ -49,7 +49,7 @@ def _pregnancy_test(patient, history, params):
     return min(candidates, key=lambda due: due.due_at) if candidates else None
 
 
-def _survey(patient, history, params):
+def _survey(patient, history, params, now):
     rule = params.surveys.get(patient.risk_category)
     if rule is None:
         return None
@@ -59,9 +59,8 @@ def _survey(patient, history, params):
         fails_at = timing.survey_fails_at(params, patient, survey.completed_at if survey else None)
         return Due("survey", fails_at, "SURVEY_COMPLETED", f"the {label} every {plural(rule.every, 'day')}",
                    label.capitalize())
-    previous = history.previous_prescription_issued_at
     survey = history.latest_survey
-    if survey is not None and (previous is None or survey.completed_at > previous):
+    if survey is not None and timing.counts_for_next_prescription(survey.completed_at, history, now):
         return None  # done for the next prescription
     next_rx = timing.next_fill_from(params, history.last_dispense)
     if next_rx is None:
@@ -91,7 +90,7 @@ def patient_dues(*, patient, history, params, now):
     dues = []
     if category.can_get_pregnant:
         dues.append(_pregnancy_test(patient, history, params))
-    dues.append(_survey(patient, history, params))
+    dues.append(_survey(patient, history, params, now))
     dues += _clinical(patient, params, now)
     return [due for due in dues if due is not None]
 

@@ -138,6 +138,13 @@ def contraception_ready_on(params, started_on):
     return started_on + timedelta(days=params.contraception_min_days_before_first_prescription)
 
 
+def counts_for_next_prescription(moment, history, now):
+    """Whether a record made at `moment` (a survey before each prescription) counts for the next prescription:
+    not dated after `now`, and made after the previous prescription, which used the one before."""
+    previous = history.previous_prescription_issued_at
+    return moment <= now and (previous is None or moment > previous)
+
+
 def survey_fails_at(params, patient, latest_survey_at):
     """SURVEY_COMPLETED for a category with a survey every N days, during therapy: the first moment the latest
     survey (or, before one, the start of therapy) is too old. None for surveys before each prescription."""

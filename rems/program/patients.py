@@ -28,12 +28,11 @@ class CannotChangeEnrollment(ActionRefused):
     pass
 
 
-def _time_zone_check(program, time_zone, now):
+def _time_zone_check(program, params, time_zone):
     """A patient's time zone, when given, is one of the program's (`calendar_day_time_zones`)."""
     if not time_zone:
         return
-    params = rule_set_in_force(program=program, now=now).parameters
-    zones = [zone.key for zone in params.calendar_day_time_zones] if params else []
+    zones = [zone.key for zone in params.calendar_day_time_zones]
     if time_zone not in zones:
         raise InvalidValue(f"{time_zone!r} is not one of the time zones of {program.slug}: "
                            f"{', '.join(zones) or 'none'}.", code="invalid_choice", field="time_zone")
@@ -42,9 +41,8 @@ def _time_zone_check(program, time_zone, now):
 def _category_check(program, risk_category, date_of_birth, now):
     """The category is one of the program's (under its rule set in force) and fits the patient's age today: a
     child category for a child, an adult one for an adult. (Every decision checks the age again: children grow
-    up.)"""
-    rule_set = rule_set_in_force(program=program, now=now)
-    params = rule_set.parameters
+    up.) Returns the rule set's parameters."""
+    params = rule_set_in_force(program=program, now=now).parameters
     if params is None:
         raise CannotEnroll(f"No valid rule set is in force for {program.slug}; nobody can be enrolled until one is.",
                            code="no_rule_set")
@@ -56,6 +54,7 @@ def _category_check(program, risk_category, date_of_birth, now):
     if not category_fits_age(category, age, params):
         expected = "an adult" if category.age == "adult" else "a child"
         raise InvalidValue(f"{risk_category} is for {expected}, but the patient is {age}.", field="risk_category")
+    return params
 
 
 def _agreement_date_check(agreement_signed_on, now, *, date_of_birth=None):
@@ -77,8 +76,8 @@ def patient_enroll(
         raise InvalidValue("The date of birth cannot be in the future.", field="date_of_birth")
     plausible_date_check(date_of_birth, "The date of birth", field="date_of_birth")
     _agreement_date_check(agreement_signed_on, now, date_of_birth=date_of_birth)
-    _category_check(program, risk_category, date_of_birth, now)
-    _time_zone_check(program, time_zone, now)
+    params = _category_check(program, risk_category, date_of_birth, now)
+    _time_zone_check(program, params, time_zone)
     # Patients are enrolled by a certified prescriber.
     if not certification_is_active(program_id=program.pk, prescriber_id=prescriber.pk, now=now):
         raise CannotEnroll(

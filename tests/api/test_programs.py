@@ -9,7 +9,6 @@ from django.utils import timezone
 
 from rems.program.models import Certification
 
-from . import flows
 from .flows import (
     attest_contraception,
     attest_counseling,
@@ -17,6 +16,7 @@ from .flows import (
     confirm_dispense,
     enroll,
     failed,
+    ipledge_ready,
     prescribe,
     record_test,
     request_rda,
@@ -41,11 +41,6 @@ def dispensed(api, party, patient_id, *, ndc, quantity, days_supply):
     status, done = confirm_dispense(api, party.tokens["pharmacist"], rda["rda_number"])
     assert status == 200 and done["status"] == "dispensed", done
     return decision, rda
-
-
-def ipledge_ready(api, token, *, first_ago=21 * DAY, second_ago=DAY, second_sensitivity=25, contraception_days=35):
-    return flows.ipledge_ready(api, token, first_ago=first_ago, second_ago=second_ago,
-                               second_sensitivity=second_sensitivity, contraception_days=contraception_days)
 
 
 def refused_by(api, token, patient_id, **rx):

@@ -21,7 +21,6 @@ from dispensing.requirements import requirements_status
 from rems.compliance_log.actions import Action
 from rems.program.ehr import NPI, ehr_query_log, medication_programs, patients_identified
 from rems.program.models import Patient, Prescriber
-from rems.program.selectors import rule_set_parameters
 
 from ..fixes import PRESCRIBER as FIXES
 from .jwt_auth import TokenRefused, cds_client_authenticated
@@ -89,8 +88,8 @@ def _not_checked(request, program, why, what):
 
 
 def _requirement_cards(request, program, patient, now):
-    decision = requirements_status(patient=patient, now=now)
-    params = rule_set_parameters(decision.rule_set)
+    decision, decision_facts = requirements_status(patient=patient, now=now)
+    params = decision_facts.rule_set.parameters
     page = _link(request, "Open the patient in the REMS portal", reverse("portal:patient", kwargs={"pk": patient.pk}))
     failed = [c for c in decision.checks if not c.passed]
     if not failed:

@@ -15,7 +15,7 @@ from fhir.resources.operationoutcome import OperationOutcome
 from fhir.resources.parameters import Parameters
 
 from accounts.services import permission_refusal_log
-from dispensing.requirements import authorization_of, open_authorization, requirements_status
+from dispensing.requirements import authorization_of, requirements_status
 from rems.compliance_log.actions import Action
 from rems.core.identifiers import PRESCRIPTION_PREFIX, MalformedIdentifier, authorization_number_parse
 from rems.program.ehr import OUR_PATIENT, ehr_query_log, medication_programs, patients_identified
@@ -130,14 +130,15 @@ def rems_etasu(request):
                       detail={"found": "none" if not found else "several"})
         return _fhir(answer("failure", subject, note=UNKNOWN))
     patient = found[0]
-    decision = requirements_status(patient=patient, now=now)
+    decision, decision_facts = requirements_status(patient=patient, now=now)
     # A case number given finds that authorization of the patient's only; none given, her open one.
     if case_parameter is not None:
         authorization = authorization_of(patient=patient, number=case_number) if case_number else None
+        number = authorization.authorization_number if authorization is not None else None
     else:
-        authorization = open_authorization(patient=patient, now=now)
-    case = ((case_parameter.name if case_parameter else "case_number"), authorization.authorization_number) \
-        if authorization is not None else None
+        open_one = decision_facts.history.open_prescription
+        number = open_one.authorization_number if open_one is not None and open_one.expires_at > now else None
+    case = (case_parameter.name if case_parameter else "case_number", number) if number else None
     status = "success" if decision.approved else "data-required"
     ehr_query_log(actor=user, action=Action.EHR_ETASU_QUERY, outcome=status, now=now, patient=patient,
                   program=patient.program, detail={"rule_set": decision.rule_set,
