@@ -1,4 +1,10 @@
-"""Browser and admin-site logins: the password is checked by Django; repeated failures lock the username."""
+"""Browser and admin-site logins: the password is checked by Django; repeated failures lock the username.
+
+Only real usernames get a login state and an entry per failure (at most REMS_LOGIN_FAILURES before a lockout;
+while locked, one entry a minute). A username nobody has is never stored: failures with made-up names are
+counted together and logged once a minute, as bad API keys are, so that nobody can grow the log or the tables by
+trying names. Both fail the same way, after the same password hashing.
+"""
 
 from datetime import timedelta
 
@@ -10,7 +16,8 @@ from django.utils import timezone
 from rems.compliance_log.actions import Action
 from rems.compliance_log.writer import log_entry_write
 
-from .models import LoginState
+from .models import LoginState, User
+from .throttling import first_in_window
 
 FAILURES_FORGOTTEN_AFTER = timedelta(hours=1)
 
@@ -21,12 +28,21 @@ class LockoutModelBackend(ModelBackend):
             return None
         now = timezone.now()
         username = str(username)[:150]
+        if not User.objects.filter(username=username).exists():
+            super().authenticate(request, username=username, password=password, **kwargs)  # the same work
+            if first_in_window("loginfail:unknown", now):
+                log_entry_write(actor=None, action=Action.SECURITY_LOGIN_FAILED, outcome="failed", object_type="user",
+                                object_id="", now=now,
+                                detail={"reason": "unknown username", "logged": "the first of the minute"})
+            return None
         with transaction.atomic():
             state, _ = LoginState.objects.select_for_update().get_or_create(username=username)
             if state.locked_until and state.locked_until > now:
-                log_entry_write(actor=None, action=Action.SECURITY_LOGIN_REFUSED, outcome="locked", object_type="user",
-                                object_id=username, now=now,
-                                detail={"locked_until": state.locked_until.isoformat()})
+                if first_in_window(f"loginlocked:{state.pk}", now):
+                    log_entry_write(actor=None, action=Action.SECURITY_LOGIN_REFUSED, outcome="locked",
+                                    object_type="user", object_id=username, now=now,
+                                    detail={"locked_until": state.locked_until.isoformat(),
+                                            "logged": "the first of the minute"})
                 return None
             user = super().authenticate(request, username=username, password=password, **kwargs)
             if user is not None:

@@ -113,6 +113,13 @@ def world(program):
 
 
 @pytest.fixture(autouse=True)
+def checkpoint_store(settings, tmp_path):
+    """Each test's compliance log starts empty, so each test keeps its log's checkpoints in a folder of its own."""
+    settings.LOG_CHECKPOINT_DIR = str(tmp_path / "checkpoints")
+    return tmp_path / "checkpoints"
+
+
+@pytest.fixture(autouse=True)
 def no_patient_data_in_logs(request, caplog):
     """No log line written during a test names a patient or gives a birth date: logs carry ids only."""
     import logging

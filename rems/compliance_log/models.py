@@ -53,6 +53,7 @@ class ComplianceLogEntry(models.Model):
 
     class Meta:
         app_label = "rems"
+        verbose_name_plural = "compliance log entries"
         indexes = [
             models.Index(fields=["action", "occurred_at"]),
             GinIndex(fields=["checks"], opclasses=["jsonb_path_ops"], name="log_checks_gin"),

@@ -36,7 +36,7 @@ EXPORT_FIELDS = [
     "seq", "id", "occurred_at", "recorded_at", "action", "outcome", "actor_user_id", "actor_username", "actor_role",
     "actor_prescriber_id", "actor_pharmacy_id", "program", "object_type", "object_id", "patient_id", "prescriber_id",
     "pharmacy_id", "prescription_id", "rule_set", "checks", "facts", "detail", "request_id", "chain", "chain_index",
-    "entry_hash", "failed_checks",
+    "entry_hash", "failed_checks", "content_hash", "hash_version",
 ]
 _EXPORT_COLUMNS = {
     "occurred_at": """to_char(e.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')""",

@@ -132,7 +132,7 @@ DO $$
 BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN
     IF (SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user) THEN
-      CREATE ROLE {APP_ROLE} LOGIN;
+      CREATE ROLE {APP_ROLE} NOLOGIN;
     ELSE
       RAISE NOTICE 'role {APP_ROLE} does not exist and % may not create it: grants skipped', current_user;
       RETURN;
@@ -249,3 +249,233 @@ UNDO_APPEND_FUNCTION_V3 = """
 DROP TRIGGER IF EXISTS rems_log_write_head ON rems_compliancelogentry;
 DROP FUNCTION IF EXISTS rems_log_write_head();
 """ + APPEND_FUNCTION_V2
+
+
+# Version 4: nothing a session can set is trusted, and the chain heads change only through the log's triggers.
+# - Before each INSERT statement, `rems_log_statement_start()` clears the transaction's head state, so the first
+#   row of every statement reads its chain's head from the table (locking it until commit), whatever a session
+#   put in `rems.log_head` before.
+# - Within a statement, each row continues from the row before it (kept in `rems.log_head`, tagged with the
+#   transaction id), as in version 3.
+# - After each INSERT statement, `rems_log_statement_end()` checks every row the statement added against the
+#   head it started from (consecutive indexes, each hash linked to the one before) and only then moves the head
+#   to the statement's last row. A session that changed the state between rows makes its own statement fail;
+#   it can neither skip a link nor move a head.
+# - `rems_log_head_guard()` refuses every change to `rems_logchainhead` except those made by these triggers.
+APPEND_FUNCTION_V4 = f"""
+CREATE OR REPLACE FUNCTION rems_log_statement_start() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+BEGIN
+  PERFORM set_config('rems.log_head', '', true);
+  RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION rems_log_append() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER AS $$
+DECLARE
+  tx bigint := txid_current();
+  target smallint := (tx % {CHAINS})::smallint;
+  state text := coalesce(current_setting('rems.log_head', true), '');
+  idx bigint;
+  previous text;
+BEGIN
+  NEW.recorded_at := clock_timestamp();
+  NEW.hash_version := 2;
+  NEW.content_hash := public.rems_log_content(NEW);
+  IF split_part(state, ':', 1) = tx::text THEN
+    idx := split_part(state, ':', 2)::bigint;
+    previous := split_part(state, ':', 3);
+  ELSE
+    SELECT h.last_index, h.last_hash INTO idx, previous FROM public.rems_logchainhead h
+     WHERE h.chain = target FOR UPDATE;
+    IF NOT FOUND THEN
+      INSERT INTO public.rems_logchainhead (chain, last_index, last_hash) VALUES (target, 0, '{GENESIS}')
+      ON CONFLICT (chain) DO NOTHING;
+      SELECT h.last_index, h.last_hash INTO idx, previous FROM public.rems_logchainhead h
+       WHERE h.chain = target FOR UPDATE;
+    END IF;
+  END IF;
+  idx := idx + 1;
+  previous := public.rems_log_link(previous, NEW.content_hash);
+  PERFORM set_config('rems.log_head', tx::text || ':' || idx::text || ':' || previous, true);
+  NEW.chain := target;
+  NEW.chain_index := idx;
+  NEW.entry_hash := previous;
+  RETURN NEW;
+END
+$$;
+
+DROP TRIGGER IF EXISTS rems_log_write_head ON rems_compliancelogentry;
+DROP FUNCTION IF EXISTS rems_log_write_head();
+""" + APPEND_FUNCTION_V2
+
+
+# Version 4: nothing a session can set is trusted, and the chain heads change only through the log's triggers.
+# - Before each INSERT statement, `rems_log_statement_start()` clears the transaction's head state, so the first
+#   row of every statement reads its chain's head from the table (locking it until commit), whatever a session
+#   put in `rems.log_head` before.
+# - Within a statement, each row continues from the row before it (kept in `rems.log_head`, tagged with the
+#   transaction id), as in version 3.
+# - After each INSERT statement, `rems_log_statement_end()` checks every row the statement added against the
+#   head it started from (consecutive indexes, each hash linked to the one before) and only then moves the head
+#   to the statement's last row. A session that changed the state between rows makes its own statement fail;
+#   it can neither skip a link nor move a head.
+# - `rems_log_head_guard()` refuses every change to `rems_logchainhead` except those made by these triggers.
+APPEND_FUNCTION_V4 = f"""
+CREATE OR REPLACE FUNCTION rems_log_statement_start() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+BEGIN
+  PERFORM set_config('rems.log_head', '', true);
+  RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION rems_log_append() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER AS $$
+DECLARE
+  tx bigint := txid_current();
+  target smallint := (tx % {CHAINS})::smallint;
+  state text := coalesce(current_setting('rems.log_head', true), '');
+  idx bigint;
+  previous text;
+BEGIN
+  NEW.recorded_at := clock_timestamp();
+  NEW.hash_version := 2;
+  NEW.content_hash := public.rems_log_content(NEW);
+  IF split_part(state, ':', 1) = tx::text THEN
+    idx := split_part(state, ':', 2)::bigint;
+    previous := split_part(state, ':', 3);
+  ELSE
+    SELECT h.last_index, h.last_hash INTO idx, previous FROM public.rems_logchainhead h
+     WHERE h.chain = target FOR UPDATE;
+    IF NOT FOUND THEN
+      INSERT INTO public.rems_logchainhead (chain, last_index, last_hash) VALUES (target, 0, '{GENESIS}')
+      ON CONFLICT (chain) DO NOTHING;
+      SELECT h.last_index, h.last_hash INTO idx, previous FROM public.rems_logchainhead h
+       WHERE h.chain = target FOR UPDATE;
+    END IF;
+  END IF;
+  idx := idx + 1;
+  previous := public.rems_log_link(previous, NEW.content_hash);
+  PERFORM set_config('rems.log_head', tx::text || ':' || idx::text || ':' || previous, true);
+  NEW.chain := target;
+  NEW.chain_index := idx;
+  NEW.entry_hash := previous;
+  RETURN NEW;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION rems_log_statement_end() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+DECLARE
+  target smallint := (txid_current() % {CHAINS})::smallint;
+  head_index bigint;
+  head_hash text;
+  added_count bigint;
+  linked bigint;
+  new_index bigint;
+  new_hash text;
+BEGIN
+  SELECT h.last_index, h.last_hash INTO head_index, head_hash FROM public.rems_logchainhead h
+   WHERE h.chain = target FOR UPDATE;
+  IF NOT FOUND THEN
+    head_index := 0;
+    head_hash := '{GENESIS}';
+  END IF;
+  SELECT count(*),
+         count(*) FILTER (WHERE r.chain = target
+                            AND r.chain_index = coalesce(r.before_index, head_index) + 1
+                            AND r.entry_hash = public.rems_log_link(coalesce(r.before_hash, head_hash), r.content_hash)),
+         max(r.chain_index)
+    INTO added_count, linked, new_index
+    FROM (SELECT a.chain, a.chain_index, a.content_hash, a.entry_hash,
+                 lag(a.chain_index) OVER w AS before_index, lag(a.entry_hash) OVER w AS before_hash
+            FROM added a WINDOW w AS (ORDER BY a.chain_index)) r;
+  PERFORM set_config('rems.log_head', '', true);
+  IF added_count = 0 THEN
+    RETURN NULL;
+  END IF;
+  IF linked <> added_count THEN
+    RAISE EXCEPTION 'compliance log: the entries of this statement do not continue chain % from its head', target
+      USING ERRCODE = 'integrity_constraint_violation';
+  END IF;
+  SELECT a.entry_hash INTO new_hash FROM added a WHERE a.chain_index = new_index;
+  UPDATE public.rems_logchainhead SET last_index = new_index, last_hash = new_hash WHERE chain = target;
+  RETURN NULL;
+END
+$$;
+
+DROP TRIGGER IF EXISTS rems_log_write_head ON rems_compliancelogentry;
+DROP FUNCTION IF EXISTS rems_log_write_head();
+DROP TRIGGER IF EXISTS rems_log_statement_start ON rems_compliancelogentry;
+CREATE TRIGGER rems_log_statement_start BEFORE INSERT ON rems_compliancelogentry
+  FOR EACH STATEMENT EXECUTE FUNCTION rems_log_statement_start();
+DROP TRIGGER IF EXISTS rems_log_statement_end ON rems_compliancelogentry;
+CREATE TRIGGER rems_log_statement_end AFTER INSERT ON rems_compliancelogentry
+  REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION rems_log_statement_end();
+"""
+
+UNDO_APPEND_FUNCTION_V4 = """
+DROP TRIGGER IF EXISTS rems_log_statement_start ON rems_compliancelogentry;
+DROP TRIGGER IF EXISTS rems_log_statement_end ON rems_compliancelogentry;
+DROP FUNCTION IF EXISTS rems_log_statement_start();
+DROP FUNCTION IF EXISTS rems_log_statement_end();
+""" + APPEND_FUNCTION_V3
+
+
+def guard_functions(*, test_database):
+    """The functions that refuse changes to the log and to its chain heads. Only a test database (`test_database`)
+    gets the switch that lets the tables' owner empty both, in a session that set `rems.allow_log_truncate = on`,
+    to reset the database between tests; anywhere else TRUNCATE is refused like every other change."""
+    switch = """
+  IF TG_OP = 'TRUNCATE'
+     AND current_setting('rems.allow_log_truncate', true) = 'on'
+     AND current_user = (SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = TG_RELID) THEN
+    RETURN NULL;
+  END IF;""" if test_database else ""
+    return f"""
+CREATE OR REPLACE FUNCTION rems_log_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN{switch}
+  RAISE EXCEPTION 'the compliance log is append-only: % is not allowed', TG_OP
+    USING ERRCODE = 'insufficient_privilege';
+END
+$$;
+
+CREATE OR REPLACE FUNCTION rems_log_head_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  -- A change made from within the log's own triggers (an append, or the end of an INSERT statement).
+  IF TG_LEVEL = 'ROW' AND pg_trigger_depth() > 1 THEN
+    RETURN NEW;
+  END IF;{switch}
+  RAISE EXCEPTION 'the compliance log''s chain heads move only when entries are appended: % is not allowed', TG_OP
+    USING ERRCODE = 'insufficient_privilege';
+END
+$$;
+
+DROP TRIGGER IF EXISTS rems_log_head_guard ON rems_logchainhead;
+CREATE TRIGGER rems_log_head_guard BEFORE INSERT OR UPDATE OR DELETE ON rems_logchainhead
+  FOR EACH ROW EXECUTE FUNCTION rems_log_head_guard();
+DROP TRIGGER IF EXISTS rems_log_head_guard_truncate ON rems_logchainhead;
+CREATE TRIGGER rems_log_head_guard_truncate BEFORE TRUNCATE ON rems_logchainhead
+  FOR EACH STATEMENT EXECUTE FUNCTION rems_log_head_guard();
+"""
+
+
+UNDO_GUARD_FUNCTIONS = """
+DROP TRIGGER IF EXISTS rems_log_head_guard ON rems_logchainhead;
+DROP TRIGGER IF EXISTS rems_log_head_guard_truncate ON rems_logchainhead;
+DROP FUNCTION IF EXISTS rems_log_head_guard();
+""" + REFUSE_FUNCTION
+
+# The application's role acts through SET ROLE from the connecting user; it never logs in itself.
+APP_ROLE_NOLOGIN = f"""
+DO $$
+BEGIN
+  IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{APP_ROLE}' AND rolcanlogin)
+     AND (SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user) THEN
+    ALTER ROLE {APP_ROLE} NOLOGIN;
+  END IF;
+END
+$$;
+"""

@@ -308,3 +308,17 @@ REMS_UNKNOWN_NUMBER_FAILURES = int(os.environ.get("REMS_UNKNOWN_NUMBER_FAILURES"
 REMS_LOGIN_FAILURES = int(os.environ.get("REMS_LOGIN_FAILURES", "5"))
 REMS_LOGIN_LOCKOUT_MINUTES = int(os.environ.get("REMS_LOGIN_LOCKOUT_MINUTES", "15"))
 AUTHENTICATION_BACKENDS = ["accounts.backends.LockoutModelBackend"]
+
+# --- Compliance log checkpoints ---------------------------------------------------------------------------
+# Signed checkpoints of the log's chains, kept outside PostgreSQL (rems/compliance_log/checkpoints.py and
+# docs/operations.md): a folder by default, or an S3-compatible bucket. The signing key never enters the
+# database; it is created on first use if LOG_CHECKPOINT_KEY_FILE does not exist. Public keys of earlier keys
+# (kept by `manage.py log_checkpoint --rotate-key`) are trusted from LOG_CHECKPOINT_TRUSTED_KEYS_DIR.
+LOG_CHECKPOINT_DIR = os.environ.get("LOG_CHECKPOINT_DIR", str(LOCAL_STATE_DIR / "checkpoints"))
+LOG_CHECKPOINT_KEY_FILE = os.environ.get("LOG_CHECKPOINT_KEY_FILE", str(LOCAL_STATE_DIR / "checkpoint-key.pem"))
+LOG_CHECKPOINT_TRUSTED_KEYS_DIR = os.environ.get(
+    "LOG_CHECKPOINT_TRUSTED_KEYS_DIR", str(Path(LOG_CHECKPOINT_KEY_FILE).parent / "checkpoint-trusted-keys"))
+LOG_CHECKPOINT_S3_BUCKET = os.environ.get("LOG_CHECKPOINT_S3_BUCKET", "")
+LOG_CHECKPOINT_S3_PREFIX = os.environ.get("LOG_CHECKPOINT_S3_PREFIX", "checkpoints/")
+LOG_CHECKPOINT_S3_ENDPOINT = os.environ.get("LOG_CHECKPOINT_S3_ENDPOINT", "")
+CELERY_BEAT_SCHEDULE["log-checkpoint"] = {"task": "rems.log_checkpoint", "schedule": 60.0}  # noqa: F405

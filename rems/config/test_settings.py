@@ -2,9 +2,15 @@
 REDIS_URL, or their localhost defaults)."""
 
 import os
+import tempfile
 
 os.environ["REMS_ENV"] = "test"
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
+# The compliance log's checkpoints and their signing key, in a folder of the test run's own (tests that compare a
+# log with its checkpoints give each test a folder of its own: tests/conftest.py).
+_checkpoints = os.environ.setdefault("REMS_TEST_CHECKPOINTS", tempfile.mkdtemp(prefix="rems-test-checkpoints-"))
+os.environ.setdefault("LOG_CHECKPOINT_DIR", os.path.join(_checkpoints, "store"))
+os.environ.setdefault("LOG_CHECKPOINT_KEY_FILE", os.path.join(_checkpoints, "key.pem"))
 
 from .settings import *  # noqa: E402,F403
 

@@ -185,6 +185,35 @@ def test_logins_lock_out_after_repeated_failures(world, settings, path):
     assert ComplianceLogEntry.objects.filter(action="security.login_refused").count() == 1
 
 
+@pytest.mark.parametrize("path", ["/admin/login/", "/login"])
+def test_made_up_usernames_add_one_entry_a_minute_and_no_row_each(world, same_minute, path):
+    from accounts.models import LoginState, RequestCounter
+
+    entries, states, counters = (ComplianceLogEntry.objects.count(), LoginState.objects.count(),
+                                 RequestCounter.objects.count())
+    browser = Client()
+    for i in range(60):
+        response = browser.post(path, {"username": f"nobody-{i}", "password": "whatever-it-is-42", "next": "/"})
+        assert response.status_code == 200  # the form again, as for a wrong password
+
+    assert ComplianceLogEntry.objects.count() - entries == 1
+    assert ComplianceLogEntry.objects.filter(action="security.login_failed", detail__reason="unknown username",
+                                             object_id="").count() == 1
+    assert LoginState.objects.count() == states
+    assert RequestCounter.objects.count() - counters <= 1  # one counter for the minute, whatever the names
+
+
+def test_a_locked_username_is_logged_once_a_minute_however_often_it_is_tried(world, settings, same_minute):
+    settings.REMS_LOGIN_FAILURES = 2
+    user = UserFactory(role=Role.ADMIN, username="locked-admin", is_staff=True)
+    user.set_password("a-long-enough-passphrase-42")
+    user.save()
+    browser = Client()
+    for _ in range(2 + 20):
+        browser.post("/admin/login/", {"username": "locked-admin", "password": "wrong", "next": "/admin/"})
+    assert ComplianceLogEntry.objects.filter(action="security.login_refused").count() == 1
+
+
 def test_a_good_login_works_and_is_logged(world):
     admin = UserFactory(role=Role.ADMIN, username="site-admin-2", is_staff=True, is_superuser=True)
     admin.set_password("a-long-enough-passphrase-42")

@@ -112,10 +112,18 @@ class VerificationOut(serializers.Serializer):
     first_break = serializers.DictField(allow_null=True)
     since = serializers.DateTimeField(allow_null=True)
     until = serializers.DateTimeField(allow_null=True)
+    checkpoint = serializers.CharField(allow_null=True, help_text="The newest signed checkpoint compared with.")
+    contradictions = serializers.ListField(child=serializers.CharField(),
+                                           help_text="Entries that checkpoint vouches for, no longer as they were.")
+    checkpoint_written = serializers.CharField(allow_null=True)
+    checkpoint_error = serializers.CharField(allow_null=True)
+    flagged = serializers.IntegerField(help_text="Entries whose time is far from when they were written.")
+    first_flagged = serializers.DictField(allow_null=True)
 
 
 class AuditVerify(ApiView):
-    """Verify the hash chains of the whole log, or of the entries between `since` and `until`."""
+    """Verify the hash chains of the whole log, or of the entries between `since` and `until`; the whole log also
+    against its newest signed checkpoint (and a new checkpoint is written)."""
 
     roles = {"GET": READERS}
 
@@ -132,6 +140,10 @@ class AuditVerify(ApiView):
         return Response({
             "ok": result.ok, "entries_checked": result.entries_checked, "chains": result.chains,
             "first_break": first.__dict__ if first else None, "since": result.since, "until": result.until,
+            "checkpoint": result.checkpoint, "contradictions": list(result.contradictions),
+            "checkpoint_written": result.checkpoint_written, "checkpoint_error": result.checkpoint_error,
+            "flagged": result.flagged,
+            "first_flagged": result.first_flagged.__dict__ if result.first_flagged else None,
         })
 
 

@@ -18,8 +18,10 @@ def _moment(text):
 
 
 class Command(BaseCommand):
-    help = ("Verify the compliance log's hash chains, whole or for a time range; report the first broken entry. "
-            "Exits 1 when the chain is broken.")
+    help = ("Verify the compliance log's hash chains, whole or for a time range, and the whole log against its newest "
+            "signed checkpoint; report the first broken entry, every contradiction, and entries whose time is far "
+            "from when they were written. Exits 1 when the log does not verify, 2 when it does but has flagged "
+            "entries.")
 
     def add_arguments(self, parser):
         parser.add_argument("--since", type=_moment, help="first time to verify (inclusive), RFC 3339")
@@ -30,13 +32,29 @@ class Command(BaseCommand):
         result = log_verify(since=since, until=until)
         if options["json"]:
             self.stdout.write(json.dumps(asdict(result)))
-        elif result.ok:
-            self.stdout.write(f"ok: {result.entries_checked} entries in {result.chains} chains verified")
         else:
-            b = result.first_break
+            self._report(result)
+        if not result.ok:
+            raise SystemExit(1)
+        if result.flagged:
+            raise SystemExit(2)
+
+    def _report(self, result):
+        if result.ok:
+            self.stdout.write(f"ok: {result.entries_checked} entries in {result.chains} chains verified")
+        elif b := result.first_break:
             self.stdout.write(
                 f"BROKEN at entry {b.id} (seq {b.seq}, {b.occurred_at}, chain {b.chain} index {b.chain_index}): "
                 f"{b.reason}; {result.entries_checked} entries checked"
             )
-        if not result.ok:
-            raise SystemExit(1)
+        for contradiction in result.contradictions:
+            self.stdout.write(f"CONTRADICTS A CHECKPOINT: {contradiction}")
+        if result.checkpoint_error:
+            self.stdout.write(f"CHECKPOINTS: {result.checkpoint_error}")
+        if result.checkpoint_written:
+            self.stdout.write(f"compared with checkpoint {result.checkpoint or '(none yet)'}; "
+                              f"wrote checkpoint {result.checkpoint_written}")
+        if f := result.first_flagged:
+            noun = "entry" if result.flagged == 1 else "entries"
+            self.stdout.write(f"FLAGGED: {result.flagged} {noun} with a time far from when it was written; first: "
+                              f"{f.id} (seq {f.seq}, {f.occurred_at}): {f.reason}")
