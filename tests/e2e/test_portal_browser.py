@@ -1,7 +1,9 @@
 """The portal in a real browser: the machine's Chromium driven by Playwright against the service on a live
-server, with the real PostgreSQL behind it. Each walk saves a screenshot of the main pages it passes (phone
-width and desktop) under test-artifacts/screenshots/, and checks on each that nothing scrolls sideways at
-390 px, that every form control has a label, and that the Content-Security-Policy blocked nothing.
+server, with the real PostgreSQL behind it. Each walk checks every main page it reaches, at 390 px and at
+1280 px: it reloads the page (every page a user lands on can be reloaded: no 4xx or 5xx), runs axe-core in it
+(zero violations of the WCAG 2.1 A and AA rules), checks that nothing scrolls sideways on a phone, that every
+form control has a label and that the Content-Security-Policy blocked nothing, and saves a screenshot of it at
+both widths under test-artifacts/screenshots/.
 """
 
 import csv
@@ -11,6 +13,7 @@ import os
 import re
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -31,7 +34,11 @@ from tests.factories import UserFactory
 pytestmark = pytest.mark.django_db(transaction=True)
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
+# axe-core from npm, installed by scripts/install-browser.sh (the version is pinned there)
+AXE = Path(os.environ.get("AXE_CORE_PATH", ROOT / ".local/axe-core/node_modules/axe-core/axe.min.js"))
+AXE_RULES = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 PASSWORD = "a-long-enough-passphrase-42"
 ZONE = "America/New_York"  # the browser's clock: typed and shown times are in this zone
 PHONE = {"width": 390, "height": 844}
@@ -42,6 +49,8 @@ DESKTOP = {"width": 1280, "height": 900}
 def chromium():
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: install the system package (scripts/install-browser.sh)")
+    if not AXE.exists():
+        pytest.fail(f"{AXE} is missing: install axe-core (scripts/install-browser.sh)")
     # Playwright's synchronous API keeps an event loop in the test's thread; the ORM calls these tests make for
     # set-up and checks are still plain synchronous calls. Only for this module: nothing started after it (a
     # deployment check, say) may inherit the setting.
@@ -67,15 +76,26 @@ class Walk:
 
     def __init__(self, chromium, live_server, name):
         self.context = chromium.new_context(viewport=PHONE, timezone_id=ZONE, locale="en-US", accept_downloads=True)
+        # axe-core is put in each page the way a browser extension would be, so the page's own
+        # Content-Security-Policy (no inline script) stays as it is served.
+        self.context.add_init_script(path=str(AXE))
         self.page = self.context.new_page()
         self.base = live_server.url
         self.name = name
         self.csp_violations = []
+        self.failed_requests = []
         self.page.on("console", self._console)
+        self.page.on("response", self._response)
 
     def _console(self, message):
         if "Content Security Policy" in message.text or "Refused to" in message.text:
             self.csp_violations.append(message.text)
+
+    def _response(self, response):
+        # what a page loads (its styles, scripts, icons) is always there; the pages themselves are checked by
+        # their own status
+        if response.status >= 400 and response.request.resource_type != "document":
+            self.failed_requests.append(f"{response.status} {response.url}")
 
     def go(self, path):
         self.page.goto(self.base + path)
@@ -87,11 +107,22 @@ class Walk:
         self.page.get_by_role("button", name="Sign in").click()
         self.page.wait_for_load_state()
 
-    def check(self, shot):
-        """The page as a phone shows it: no sideways scroll, every control labelled, nothing blocked; then a
-        screenshot at phone and at desktop width."""
+    def axe(self, shot, width):
+        violations = self.page.evaluate("""async (tags) => {
+            const result = await axe.run(document, {runOnly: {type: "tag", values: tags}});
+            return result.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
+                nodes: v.nodes.slice(0, 3).map(n => n.target.join(" "))}));
+        }""", AXE_RULES)
+        assert violations == [], f"{shot} at {width}px: WCAG 2.1 A/AA violations: {violations}"
+
+    def check(self, shot, status=200):
+        """The page as a phone and as a desktop show it: no sideways scroll on a phone, every control labelled,
+        nothing blocked or missing, no WCAG 2.1 A/AA violation, a screenshot at each width; then reloaded, with
+        no 4xx or 5xx (a form's errors, like any message, are shown once: reloaded, the form is empty again)."""
         page = self.page
         page.set_viewport_size(PHONE)
+        page.wait_for_load_state()
+        assert self.failed_requests == [], f"{shot}: {self.failed_requests}"
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         wide = page.evaluate("""() => Array.from(document.querySelectorAll('body *'))
             .filter(el => el.getBoundingClientRect().right > window.innerWidth + 1)
@@ -111,11 +142,21 @@ class Walk:
         assert unlabelled == [], f"{shot}: controls without a label: {unlabelled}"
         assert page.locator("main#main").count() == 1 and page.locator("h1").count() == 1
         assert self.csp_violations == [], self.csp_violations
+        self.axe(shot, PHONE["width"])
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / f"{self.name}-{shot}-390.png"), full_page=True)
         page.set_viewport_size(DESKTOP)
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{shot}: the page scrolls sideways by {overflow}px at 1280px"
+        self.axe(shot, DESKTOP["width"])
+        page.wait_for_timeout(100)  # let a chart follow the new width
         page.screenshot(path=str(SCREENSHOTS / f"{self.name}-{shot}-1280.png"), full_page=True)
         page.set_viewport_size(PHONE)
+        url = page.url
+        response = page.reload()
+        assert response is not None and response.status == status, f"{shot}: reloading {url} gave {response.status}"
+        assert page.url == url and self.failed_requests == [], (shot, self.failed_requests)
+        self.axe(shot + " (reloaded)", PHONE["width"])
 
     def close(self):
         self.context.close()
@@ -170,17 +211,44 @@ def test_a_prescriber_enrolls_an_frp_patient_records_tests_and_an_attestation_an
     w.sign_in(prescriber.username)
     page = w.page
     expect(page.get_by_role("heading", name="Patients")).to_be_visible()
+    w.check("patients-empty")
     page.get_by_role("link", name="Enroll a patient").click()
+    # nothing is chosen in advance: neither the program nor the risk category
+    expect(page.get_by_label("Program", exact=True)).to_have_value("")
+    expect(page.get_by_label("Risk category (of the program chosen above)")).to_have_value("")
+    w.check("enroll")
+    page.get_by_label("Program", exact=True).select_option("pomalidomide")
     page.get_by_label("First name").fill("Maria")
     page.get_by_label("Last name").fill("Browser")
     page.get_by_label("Date of birth").fill("1991-07-14")
-    page.get_by_label("Risk category").select_option("FRP_ADULT")
     page.get_by_label("Patient-Prescriber Agreement signed on").fill(str(timezone.localdate()))
-    w.check("enroll")
+    page.get_by_role("button", name="Enroll").click()
+    # the category was forgotten: said next to its field, with what was typed kept
+    expect(page.locator("#id_risk_category_error")).to_contain_text("required")
+    expect(page.get_by_label("First name")).to_have_value("Maria")
+    w.check("enroll-error")
+    page.get_by_label("Program", exact=True).select_option("pomalidomide")
+    page.get_by_label("First name").fill("Maria")
+    page.get_by_label("Last name").fill("Browser")
+    page.get_by_label("Date of birth").fill("1991-07-14")
+    page.get_by_label("Patient-Prescriber Agreement signed on").fill(str(timezone.localdate()))
+    page.get_by_label("Risk category (of the program chosen above)").select_option("FRP_ADULT")
     page.get_by_role("button", name="Enroll").click()
     expect(page.get_by_role("status")).to_contain_text("is enrolled")
     expect(page.locator(".due-missing").first).to_contain_text("Missing")
     w.check("patient-new")
+
+    # Asked too early: denied, every reason with what to do, at an address that can be reloaded and shared.
+    page.get_by_label(re.compile("Pomalidomide 4 mg")).check()
+    expect(page.get_by_label("Quantity (capsules)")).to_have_value("21")  # one bottle
+    page.get_by_role("button", name="Request authorization").click()
+    refusal = page.locator(".decision")
+    expect(refusal).to_contain_text("Not authorized")
+    expect(refusal).to_contain_text("PREGNANCY_TEST_FIRST")
+    expect(refusal).to_be_focused()
+    assert re.search(r"/patients/[0-9a-f-]+/decisions/[0-9a-f-]+$", page.url)
+    w.check("patient-denied")
+    expect(page.locator(".decision")).to_contain_text("PREGNANCY_TEST_FIRST")
 
     now = timezone.now()
     for ago in (timedelta(days=12), timedelta(hours=2)):
@@ -201,20 +269,25 @@ def test_a_prescriber_enrolls_an_frp_patient_records_tests_and_an_attestation_an
     expect(page.get_by_role("status")).to_contain_text("attestation is recorded")
     w.check("patient-ready")
 
-    page.get_by_label("Product").select_option(POMALIDOMIDE_4MG)
-    page.get_by_label("Quantity (capsules)").fill("21")
+    page.get_by_label(re.compile("Pomalidomide 4 mg")).check()
+    expect(page.get_by_label("Quantity (capsules)")).to_have_value("21")
     page.get_by_label("Days' supply").fill("21")
     page.get_by_role("button", name="Request authorization").click()
     number = page.get_by_test_id("authorization-number")
     expect(number).to_be_visible()
     prescription = Prescription.objects.get(patient=patient)
-    assert number.inner_text().replace("-", "") == prescription.authorization_number
+    # shown in groups, copied as one word
+    assert number.inner_text() == prescription.authorization_number
+    assert number.locator(".number-group").count() == 3
     expect(page.locator(".authorization-number")).to_contain_text("FRP_ADULT")
     w.check("authorization")
 
     page.get_by_role("link", name="Patients").first.click()
     expect(page.locator(".patient-card")).to_contain_text("Open authorization")
     w.check("patients")
+    # a form's address opened as a page is the page the form is on
+    assert page.goto(f"{w.base}/patients/{patient.pk}/authorize").status == 200
+    assert page.url.endswith(f"/patients/{patient.pk}/")
 
 
 @pytest.fixture
@@ -249,6 +322,8 @@ def test_a_pharmacist_mistypes_the_number_then_obtains_the_rda_and_confirms_the_
     w.sign_in(parties["ours"].users["pharmacist"].username)
     page = w.page
     expect(page.get_by_role("heading", name="Request a dispense authorization")).to_be_visible()
+    expect(page.get_by_label("Product")).to_have_value("")  # no product until the number says which
+    w.check("counter")
     number = page.get_by_label("Prescription authorization number")
     typo = mistype(frp_prescription.authorization_number)
 
@@ -258,6 +333,8 @@ def test_a_pharmacist_mistypes_the_number_then_obtains_the_rda_and_confirms_the_
     expect(page.locator("#id_authorization_number_live")).to_contain_text("typing error")
     expect(number).to_have_attribute("aria-invalid", "true")
     w.check("counter-typo")
+    number = page.get_by_label("Prescription authorization number")
+    number.fill(typo)
     # ...and by the server if it is sent anyway, with nothing decided or logged.
     decisions = ComplianceLogEntry.objects.filter(action="dispense_authorization.request").count()
     page.get_by_label("Patient's date of birth").fill("1988-02-29")
@@ -265,17 +342,28 @@ def test_a_pharmacist_mistypes_the_number_then_obtains_the_rda_and_confirms_the_
     page.get_by_label("Quantity (capsules)").fill("28")
     page.get_by_label("Days' supply").fill("28")
     page.get_by_role("button", name="Check and authorize").click()
-    expect(page.locator(".error")).to_contain_text("check character does not match")
+    expect(page.locator("#id_authorization_number_error")).to_contain_text("check character does not match")
+    expect(page.get_by_label("Patient's date of birth")).to_have_value("1988-02-29")
     assert ComplianceLogEntry.objects.filter(action="dispense_authorization.request").count() == decisions
+    w.check("counter-error")
 
-    # The right number, typed with the keyboard alone, then the form sent with Enter.
+    # The right number, typed with the keyboard alone; the product comes from the authorization.
+    page.get_by_label("Patient's date of birth").fill("1988-02-29")
+    page.get_by_label("Product").select_option("")
+    number = page.get_by_label("Prescription authorization number")
     number.fill("")
     number.focus()
     page.keyboard.type(frp_prescription.authorization_number)
     expect(page.locator("#id_authorization_number_live")).to_contain_text("check character matches")
+    expect(page.get_by_label("Product")).to_have_value(POMALIDOMIDE_4MG)
+    page.get_by_label("Quantity (capsules)").fill("28")
+    page.get_by_label("Days' supply").fill("28")
     page.get_by_label("Days' supply").focus()
     page.keyboard.press("Enter")
-    expect(page.get_by_test_id("rda-status")).to_have_text("approved")
+    expect(page.get_by_test_id("rda-status")).to_contain_text("Approved")
+    # what to check against the prescription, and no more of the patient than that
+    expect(page.get_by_test_id("rda-patient")).to_have_text("C. R., born 1988-02-29")
+    expect(page.locator("main")).not_to_contain_text("Counter Ready")
     w.check("rda")
 
     # The counseling checklist, ticked with the keyboard: the dispense is refused until all is ticked.
@@ -286,17 +374,30 @@ def test_a_pharmacist_mistypes_the_number_then_obtains_the_rda_and_confirms_the_
         page.keyboard.press("Space")
     page.get_by_role("button", name="Confirm the dispense").click()
     expect(page.get_by_role("alert")).to_contain_text("Tick every counseling point")
-    page.get_by_label("The Medication Guide was given to the patient").check()
-    for i in range(4):
+    for i in range(4):  # what was ticked stays ticked
         expect(boxes.nth(i)).to_be_checked()
+    w.check("rda-unticked")
+    for i in range(5):
+        boxes.nth(i).check()
     page.get_by_role("button", name="Confirm the dispense").click()
-    expect(page.get_by_test_id("rda-status")).to_have_text("dispensed")
+    expect(page.get_by_test_id("rda-status")).to_have_text("Dispensed")
     rda = DispenseAuthorization.objects.get(prescription=frp_prescription)
     assert rda.status == "dispensed" and rda.counseling_confirmed and rda.medication_guide_provided
+    expect(page.locator("main")).not_to_contain_text("Dispense by")
     w.check("dispensed")
     page.get_by_role("link", name="Recent dispenses").click()
-    expect(page.locator("table")).to_contain_text(rda.rda_number)
+    table = page.locator("table")
+    expect(table).to_contain_text(rda.rda_number)
+    expect(table).to_contain_text(frp_prescription.authorization_number)
     w.check("dispenses")
+
+    # Right after the first dispense, the prescriber's page says nothing is missing or overdue.
+    p = walk("prescriber-after-dispense")
+    p.sign_in(parties["ours"].users["prescriber"].username)
+    p.go(f"/patients/{frp_prescription.patient_id}/")
+    expect(p.page.locator(".due").first).to_be_visible()
+    assert p.page.locator(".due-missing, .due-overdue").count() == 0, p.page.locator(".due-list").inner_text()
+    p.check("patient-dispensed")
 
 
 def test_a_pharmacist_is_refused_for_a_stale_pregnancy_test_and_an_auditor_finds_and_exports_it(
@@ -327,18 +428,25 @@ def test_a_pharmacist_is_refused_for_a_stale_pregnancy_test_and_an_auditor_finds
     expect(refusal).to_contain_text("What to do:")
     expect(refusal).to_be_focused()
     assert not DispenseAuthorization.objects.exists()
+    assert re.search(r"/counter/decisions/[0-9a-f-]+$", page.url)
     w.check("counter-refused")
+    expect(page.locator(".decision")).to_contain_text("AUTHORIZATION_NOT_EXPIRED")
+    # reloaded, the same decision: nothing was asked again
+    assert ComplianceLogEntry.objects.filter(action="dispense_authorization.request").count() == 1
 
     a = walk("auditor")
     a.sign_in(parties["auditor"].username)
     page = a.page
     expect(page.get_by_role("heading", name="Compliance log")).to_be_visible()
-    page.get_by_label("Failed check code").fill("AUTHORIZATION_NOT_EXPIRED")
+    a.check("audit")
+    # a check code in any case
+    page.get_by_label("Failed check code").fill("authorization_not_expired")
     page.get_by_role("button", name="Search").click()
     rows = page.locator("table.log tbody tr")
     expect(rows).to_have_count(1)
     expect(rows.first).to_contain_text("dispense_authorization.request")
-    expect(rows.first).to_contain_text("denied")
+    expect(rows.first).to_contain_text("Denied")
+    expect(rows.first).to_contain_text("Test, Stale")
     a.check("audit-search")
     with page.expect_download() as download:
         page.get_by_test_id("export-csv").click()
@@ -347,18 +455,40 @@ def test_a_pharmacist_is_refused_for_a_stale_pregnancy_test_and_an_auditor_finds
     assert len(exported) == 1 and exported[0]["failed_checks"] == "AUTHORIZATION_NOT_EXPIRED"
     assert exported[0]["prescription_id"] == str(prescription.pk)
 
+    # the patient's entries, by name, and an outcome in any case; logins apart
+    a.go("/audit/?" + urlencode({"patient": "stale test", "outcome": "Denied"}))
+    expect(rows).to_have_count(1)
+    a.go("/audit/?" + urlencode({"patient": str(patient.pk)}))
+    expect(rows.first).to_be_visible()
+    assert rows.count() >= 5  # enrolled, two tests, an attestation, the authorization, the refusal
+    expect(page.locator("table.log")).not_to_contain_text("security.login")
+    page.get_by_label("Show").select_option("security")
+    page.get_by_role("button", name="Search").click()
+    expect(page.locator("main")).to_contain_text("No entry matches.")  # no security event about this patient
+    page.get_by_label("Patient: name or program id").fill("")
+    page.get_by_role("button", name="Search").click()
+    expect(rows.first).to_contain_text("security.login")
+    a.check("audit-security")
+
+    a.go("/audit/?" + urlencode({"failed_check": "AUTHORIZATION_NOT_EXPIRED"}))
     rows.first.get_by_role("link", name="history").click()
     expect(page.locator("table")).to_contain_text("prescription.authorize")
     expect(page.locator("table")).to_contain_text("AUTHORIZATION_NOT_EXPIRED")
     a.check("prescription-history")
     page.get_by_role("link", name="Reports").click()
     page.get_by_label("Period").select_option("day")
+    page.get_by_label("From (inclusive)").fill(str(timezone.localdate() - timedelta(days=10)))
     page.get_by_role("button", name="Show").click()
-    # decisions by outcome and denials by failed check; nothing was dispensed, so no time-to-dispense bars
-    expect(page.locator(".chart-figure")).to_have_count(3)
-    expect(page.locator("svg.chart")).to_have_count(2)
-    expect(page.locator(".chart-figure").nth(2)).to_contain_text("Nothing in this period")
-    expect(page.locator(".chart-figure").nth(1)).to_contain_text("AUTHORIZATION_NOT_EXPIRED")
+    # decisions by outcome and denials by failed check; nothing was dispensed, so no time to dispense
+    figures = page.locator(".chart-figure")
+    expect(figures).to_have_count(3)
+    expect(page.locator("canvas[data-chart]")).to_have_count(2)
+    expect(figures.nth(2)).to_contain_text("Nothing in this period")
+    expect(figures.nth(1)).to_contain_text("AUTHORIZATION_NOT_EXPIRED")
+    # every day of the range, those without a decision as zero
+    assert figures.nth(0).locator("tbody tr").count() == 11
+    assert page.evaluate("Array.from(document.querySelectorAll('canvas[data-chart]'))"
+                         ".every(c => Chart.getChart(c) !== undefined && c.width > 0)")
     a.check("reports")
 
 
@@ -375,7 +505,7 @@ def test_another_pharmacys_rda_and_another_prescribers_patient_are_not_found(wal
     response = w.page.goto(f"{w.base}/dispenses/{rda_number}/")
     assert response.status == 404
     expect(w.page.get_by_role("heading", name="Not found")).to_be_visible()
-    w.check("not-found")
+    w.check("not-found", status=404)
 
     p = walk("other-prescriber")
     p.sign_in(theirs.users["prescriber"].username)
@@ -448,7 +578,8 @@ def test_an_ipledge_prescriber_enrolls_records_counseling_and_comprehension_and_
     w.check("patient-ready")
 
     expect(page.get_by_label("Days' supply")).to_have_value("30")  # the program's maximum
-    page.get_by_label("Quantity (capsules)").fill("30")
+    expect(page.get_by_label(re.compile("Isotretinoin 20 mg"))).to_be_checked()  # its one product
+    expect(page.get_by_label("Quantity (capsules)")).to_have_value("30")  # one package of it
     page.get_by_role("button", name="Request authorization").click()
     number = page.get_by_test_id("authorization-number")
     expect(number).to_be_visible()

@@ -24,6 +24,7 @@ OFFICE, PHARMACY, READERS = {"prescriber", "delegate"}, {"pharmacist", "pharmacy
 # page name -> (roles that may open it with GET; a route only for POST lists None)
 PAGES = {
     "home": set(ROLES),
+    "favicon": set(ROLES),
     "login": set(ROLES),
     "logout": None,
     "patients": OFFICE,
@@ -33,16 +34,22 @@ PAGES = {
     "patient-attestation": None,
     "patient-survey": None,
     "patient-authorize": None,
+    "patient-decision": OFFICE | READERS,
     "prescription": OFFICE | READERS,
     "prescription-cancel": None,
     "counter": PHARMACY,
+    "counter-decision": PHARMACY,
+    "counter-product": PHARMACY,
     "dispenses": PHARMACY,
     "rda": PHARMACY | READERS,
     "rda-dispense": None,
     "rda-reverse": None,
     "audit": READERS,
+    "audit-export": READERS,
     "reports": READERS,
 }
+PUBLIC = ("login", "home", "favicon")
+NOT_HTML = ("favicon", "audit-export", "counter-product")
 
 
 def portal_pages():
@@ -65,11 +72,18 @@ def objects(world, program):
                            now=timezone.now())
         _, _, prescription = prescriptions.prescription_authorize(
             actor=prescriber, patient=patient, ndc=POMALIDOMIDE_4MG, quantity=28, days_supply=28, now=timezone.now())
-        _, _, rda = dispenses.dispense_authorization_request(
+        # a denied request of each kind: a second prescription while one is open, a wrong date of birth
+        _, denied_rx, _ = prescriptions.prescription_authorize(
+            actor=prescriber, patient=patient, ndc=POMALIDOMIDE_4MG, quantity=28, days_supply=28, now=timezone.now())
+        request = {"authorization_number": prescription.authorization_number, "ndc": POMALIDOMIDE_4MG,
+                   "quantity": 28, "days_supply": 28, "now": timezone.now()}
+        _, denied_rda, _ = dispenses.dispense_authorization_request(
             actor=party.users["pharmacist"], pharmacy=party.pharmacy,
-            authorization_number=prescription.authorization_number, date_of_birth=patient.date_of_birth,
-            ndc=POMALIDOMIDE_4MG, quantity=28, days_supply=28, now=timezone.now())
-        built[side] = {"patient": patient, "prescription": prescription, "rda": rda}
+            date_of_birth=patient.date_of_birth.replace(year=patient.date_of_birth.year - 1), **request)
+        _, _, rda = dispenses.dispense_authorization_request(
+            actor=party.users["pharmacist"], pharmacy=party.pharmacy, date_of_birth=patient.date_of_birth, **request)
+        built[side] = {"patient": patient, "prescription": prescription, "rda": rda,
+                       "denied_rx": denied_rx, "denied_rda": denied_rda}
     return built
 
 
@@ -86,6 +100,10 @@ def path(name, objs):
         "patient-attestation": f"/patients/{objs['patient'].pk}/attestations",
         "patient-survey": f"/patients/{objs['patient'].pk}/surveys",
         "patient-authorize": f"/patients/{objs['patient'].pk}/authorize",
+        "patient-decision": f"/patients/{objs['patient'].pk}/decisions/{objs['denied_rx'].id}",
+        "counter-decision": f"/counter/decisions/{objs['denied_rda'].id}",
+        "counter-product": f"/counter/product?number={objs['prescription'].authorization_number}",
+        "audit-export": "/audit/export.csv", "favicon": "/favicon.ico",
         "prescription": f"/prescriptions/{objs['prescription'].pk}/",
         "prescription-cancel": f"/prescriptions/{objs['prescription'].pk}/cancel",
         "counter": "/counter/", "dispenses": "/dispenses/",
@@ -100,7 +118,7 @@ def path(name, objs):
 def test_each_role_opens_its_pages_and_no_other(world, objects, browser, role):
     client = browser(users(world)[role])
     for name, allowed in PAGES.items():
-        if allowed is None or name in ("login", "home"):
+        if allowed is None or name in PUBLIC:
             continue
         status = client.get(path(name, objects["ours"])).status_code
         assert status == (200 if role in allowed else 403), (name, role, status)
@@ -146,7 +164,7 @@ def test_a_role_that_may_not_post_is_refused_and_nothing_is_written(world, objec
 def test_signed_out_every_page_asks_to_sign_in(objects):
     client = Client()
     for name, allowed in PAGES.items():
-        if name in ("login", "logout"):
+        if name in ("login", "logout", "favicon"):
             continue
         response = client.get(path(name, objects["ours"]))
         assert response.status_code == 302, name
@@ -154,13 +172,36 @@ def test_signed_out_every_page_asks_to_sign_in(objects):
     assert client.get("/login").status_code == 200
 
 
+@pytest.mark.parametrize("role", ROLES)
+def test_a_post_only_route_opened_as_a_page_sends_to_its_page(world, objects, browser, role):
+    """A reload after a post, a bookmark or a shared link: never a bare 405."""
+    client = browser(users(world)[role])
+    pages = {"patient-test": "patient", "patient-attestation": "patient", "patient-survey": "patient",
+             "patient-authorize": "patient", "prescription-cancel": "prescription", "rda-dispense": "rda",
+             "rda-reverse": "rda"}
+    for name, target in pages.items():
+        response = client.get(path(name, objects["ours"]))
+        if role in POSTS[name]:
+            assert response.status_code == 302 and response["Location"] == path(target, objects["ours"]), name
+        else:
+            assert response.status_code == 403, (name, role)
+
+
+def test_the_favicon_is_found_signed_out(db):
+    response = Client().get("/favicon.ico")
+    assert response.status_code == 301 and response["Location"].endswith("portal/favicon.ico")
+
+
 @pytest.mark.parametrize("role", ["prescriber", "delegate"])
 def test_another_prescribers_patient_and_prescription_are_not_found(world, objects, browser, role):
     client = browser(users(world)[role])
     theirs = objects["theirs"]
     before = ComplianceLogEntry.objects.count()
-    for name in ("patient", "prescription"):
+    for name in ("patient", "prescription", "patient-decision"):
         assert client.get(path(name, theirs)).status_code == 404, name
+    # a decision about another patient, at our patient's address
+    mixed = f"/patients/{objects['ours']['patient'].pk}/decisions/{theirs['denied_rx'].id}"
+    assert client.get(mixed).status_code == 404
     for name in ("patient-test", "patient-attestation", "patient-survey") + (
             ("patient-authorize", "prescription-cancel") if role == "prescriber" else ()):
         assert client.post(path(name, theirs), {}).status_code == 404, name
@@ -172,8 +213,10 @@ def test_another_prescribers_patient_and_prescription_are_not_found(world, objec
 def test_another_pharmacys_rda_is_not_found(world, objects, browser, role):
     client = browser(users(world)[role])
     theirs = objects["theirs"]
-    for name in ("rda",):
-        assert client.get(path(name, theirs)).status_code == 404
+    for name in ("rda", "counter-decision"):
+        assert client.get(path(name, theirs)).status_code == 404, name
+    # another pharmacy's open authorization: its product is not told
+    assert client.get(path("counter-product", theirs)).json() == {"ndc": ""}
     for name in ("rda-dispense", "rda-reverse"):
         assert client.post(path(name, theirs), {"reverse-reason": "x"}).status_code == 404
     theirs["rda"].refresh_from_db()
@@ -186,9 +229,10 @@ def test_another_pharmacys_rda_is_not_found(world, objects, browser, role):
 @pytest.mark.parametrize("role", ROLES)
 def test_every_page_has_the_policy_and_no_inline_script_or_style(world, objects, browser, role):
     client = browser(users(world)[role])
-    inline_script = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>", re.I)
+    # figures carried as data (`type="application/json"`) are not scripts: no browser runs them
+    inline_script = re.compile(r"<script(?![^>]*\b(src=|type=\"application/json\"))[^>]*>", re.I)
     for name, allowed in PAGES.items():
-        if allowed is None or role not in allowed or name in ("home",):
+        if allowed is None or role not in allowed or name in ("home",) + NOT_HTML:
             continue
         response = client.get(path(name, objects["ours"]))
         policy = response["Content-Security-Policy"]

@@ -1,5 +1,6 @@
 """The prescriber's pages, through the Django test client: the same services, scope and log as the API."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -16,6 +17,12 @@ pytestmark = pytest.mark.django_db
 def local(moment):
     """How a datetime-local field sends a moment (the session's zone is UTC unless the browser said otherwise)."""
     return timezone.localtime(moment, timezone.get_fixed_timezone(0)).strftime("%Y-%m-%dT%H:%M")
+
+
+def landed(client, response):
+    """Every post answers with a redirect (post/redirect/get): the page it lands on."""
+    assert response.status_code == 302, response.content.decode()[:2000]
+    return client.get(response["Location"])
 
 
 def enroll(client, **extra):
@@ -62,12 +69,17 @@ def test_a_denied_authorization_lists_every_failed_check_with_what_to_do(world, 
     patient = enroll(client)
     response = client.post(f"/patients/{patient.pk}/authorize",
                            {"rx-ndc": POMALIDOMIDE_4MG, "rx-quantity": "21", "rx-days_supply": "28"})
-    page = response.content.decode()
-    assert response.status_code == 422
+    entry = ComplianceLogEntry.objects.get(action="prescription.authorize", outcome="denied")
+    assert response["Location"] == f"/patients/{patient.pk}/decisions/{entry.id}"
+    page = landed(client, response).content.decode()
     for code in ("PREGNANCY_TEST_FIRST", "PREGNANCY_TEST_SECOND", "CONTRACEPTION_ATTESTED"):
         assert code in page
     assert "What to do:" in page and "Record a negative pregnancy test collected 10 to 14 days" in page
+    assert 'value="21"' in page  # the form as it was sent
     assert not Prescription.objects.exists()
+    # the decision has an address: reloaded or shared, the same panel; nothing is decided again
+    again = client.get(response["Location"])
+    assert again.status_code == 200 and "PREGNANCY_TEST_FIRST" in again.content.decode()
     assert ComplianceLogEntry.objects.filter(action="prescription.authorize", outcome="denied").count() == 1
 
 
@@ -77,16 +89,19 @@ def test_invalid_input_is_shown_on_the_form_and_writes_nothing(world, browser):
     before = ComplianceLogEntry.objects.count()
     response = client.post(f"/patients/{patient.pk}/pregnancy-tests",
                            {"test-collected_at": "yesterday", "test-result": "maybe", "test-sensitivity_miu_ml": "-1"})
-    assert response.status_code == 400
-    assert "Enter a valid date/time" in response.content.decode()
+    assert response["Location"] == f"/patients/{patient.pk}/#test-title"
+    page = landed(client, response).content.decode()
+    assert re.search(r'id="id_test-collected_at_error">[^<]*Enter a valid date/time', page)
+    assert "Enter a valid date/time" not in client.get(f"/patients/{patient.pk}/").content.decode()
     response = client.post(f"/patients/{patient.pk}/attestations",
                            {"attestation-methods": ["IUD"], "attestation-abstinence": "on",
                             "attestation-started_on": "2026-01-01"})
-    assert response.status_code == 400 and "not both" in response.content.decode()
+    assert "not both" in landed(client, response).content.decode()
+    # a refusal of the service that names its field is shown next to that field
     response = client.post(f"/patients/{patient.pk}/pregnancy-tests",
                            {"test-collected_at": local(timezone.now() + timedelta(days=3)), "test-result": "negative",
                             "test-sensitivity_miu_ml": "25"})
-    assert response.status_code in (400, 422) and "future" in response.content.decode()
+    assert re.search(r'id="id_test-collected_at_error">[^<]*future', landed(client, response).content.decode())
     assert ComplianceLogEntry.objects.count() == before
     assert not PregnancyTest.objects.filter(patient=patient).exists()
 
@@ -97,7 +112,9 @@ def test_a_duplicate_enrollment_is_refused_on_the_form(world, browser):
     response = client.post("/patients/new", {
         "program": "pomalidomide", "first_name": "ann", "last_name": "PORTAL", "date_of_birth": "1990-05-01",
         "risk_category": "FRP_ADULT", "agreement_signed_on": str(timezone.now().date())})
-    assert response.status_code == 409 and "alert" in response.content.decode()
+    assert response["Location"] == "/patients/new"
+    page = landed(client, response).content.decode()
+    assert "alert" in page and 'value="PORTAL"' in page
     assert Patient.objects.count() == 1
 
 
@@ -148,9 +165,29 @@ def test_a_date_out_of_range_is_a_form_error(world, browser):
     response = client.post(f"/patients/{patient.pk}/pregnancy-tests",
                            {"test-collected_at": "9999-12-31T23:59", "test-result": "negative",
                             "test-sensitivity_miu_ml": "25"})
-    assert response.status_code == 400 and "Give a date between" in response.content.decode()
+    assert "Give a date between" in landed(client, response).content.decode()
     response = client.post("/patients/new", {
         "program": "pomalidomide", "first_name": "Old", "last_name": "Date", "date_of_birth": "0001-01-01",
         "risk_category": "MALE_ADULT", "agreement_signed_on": str(timezone.now().date())})
-    assert response.status_code == 400
+    assert "Give a date between" in landed(client, response).content.decode()
     assert not Patient.objects.filter(last_name="Date").exists()
+
+
+def test_the_forms_choose_nothing_for_the_prescriber_but_the_package(world, browser):
+    client = browser(world["ours"].users["prescriber"])
+    page = client.get("/patients/new").content.decode()
+    assert '<option value="" selected>Choose the risk category</option>' in page
+    assert '<option value="" selected>Choose the program</option>' in page
+    patient = enroll(client)
+    page = client.get(f"/patients/{patient.pk}/").content.decode()
+    # every product with its whole NDC, none chosen; the quantity is one package (every Pomalidomide bottle)
+    assert f"{POMALIDOMIDE_4MG} · Pomalidomide 4 mg" in page
+    assert not re.search(r'name="rx-ndc"[^>]*checked', page)
+    assert re.search(r'name="rx-quantity" value="21"', page)
+
+
+def test_a_posted_route_opened_as_a_page_is_the_patients_page(world, browser):
+    client = browser(world["ours"].users["prescriber"])
+    patient = enroll(client)
+    response = client.get(f"/patients/{patient.pk}/authorize")
+    assert response.status_code == 302 and response["Location"] == f"/patients/{patient.pk}/"

@@ -1,11 +1,16 @@
 """The portal's forms. They check the shape of what was typed; the rules are checked by the same services as
 the API's, which raise a refusal the page shows next to the form."""
 
+import json
+import re
+import uuid
 from datetime import date, datetime, time, timedelta
 
 from django import forms
+from django.db.models import Q
 from django.utils import timezone
 
+from rems.compliance_log.actions import Action
 from rems.core.identifiers import DISPENSE_PREFIX, PRESCRIPTION_PREFIX, MalformedIdentifier, authorization_number_parse
 from rems.program.models import Product, Program, TestResult, TestSetting
 from rems.program.selectors import rule_set_in_force
@@ -16,6 +21,8 @@ from rems.program.validation import (
     InvalidValue,
     contraception_methods_check,
 )
+
+from ..scoping import dispense_authorizations_for, patients_for, pharmacies_for, prescribers_for, prescriptions_for
 
 DATE = forms.DateInput(attrs={"type": "date"})
 DATETIME = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
@@ -74,14 +81,25 @@ class AuthorizationNumberField(forms.CharField):
 
 
 def _products(program=None):
-    """The products of `program`; without one, every program's, grouped by program."""
+    """The products of `program`, or every program's."""
     products = Product.objects.select_related("program").order_by("program__slug", "strength_mg", "ndc")
-    if program is not None:
-        return [(p.ndc, f"{p.name} ({p.ndc})") for p in products.filter(program=program)]
-    groups = {}
-    for p in products:
-        groups.setdefault(p.program.name, []).append((p.ndc, f"{p.name} ({p.ndc})"))
-    return list(groups.items())
+    return list(products.filter(program=program) if program is not None else products)
+
+
+def _product_label(product):
+    # The NDC first: a narrow list may cut the end of a label, never the number to check against the package.
+    return f"{product.ndc} · {product.name}"
+
+
+def _package_sizes(products):
+    """The attributes that let the page's script set the quantity to the chosen product's package."""
+    return {"data-package-sizes": json.dumps({p.ndc: p.package_size for p in products})}
+
+
+def _one_package_size(products):
+    """The quantity to start from: the package size, when every product offered comes in the same one."""
+    sizes = {p.package_size for p in products}
+    return sizes.pop() if len(sizes) == 1 else None
 
 
 def programs_in_force(now):
@@ -109,7 +127,8 @@ def time_zone_choices(programs):
 
 
 class EnrollForm(forms.Form):
-    program = forms.ModelChoiceField(Program.objects.order_by("slug"), to_field_name="slug", empty_label=None)
+    program = forms.ModelChoiceField(Program.objects.order_by("slug"), to_field_name="slug",
+                                     empty_label="Choose the program")
     first_name = forms.CharField(max_length=80, widget=forms.TextInput(attrs={"autocomplete": "off"}))
     last_name = forms.CharField(max_length=80, widget=forms.TextInput(attrs={"autocomplete": "off"}))
     date_of_birth = DayField()
@@ -127,7 +146,8 @@ class EnrollForm(forms.Form):
         programs = programs_in_force(now or timezone.now())
         # The service checks that the category is the chosen program's, and fits the patient's age, and that
         # the time zone is one of the program's.
-        self.fields["risk_category"].choices = category_choices(programs)
+        # Nothing chosen in advance: a category picked by default is a category nobody chose.
+        self.fields["risk_category"].choices = [("", "Choose the risk category")] + category_choices(programs)
         self.fields["time_zone"].choices = [("", "Not given")] + time_zone_choices(programs)
 
 
@@ -194,13 +214,22 @@ class SurveyForm(forms.Form):
 
 
 class AuthorizeForm(forms.Form):
-    ndc = forms.ChoiceField(label="Product")
+    ndc = forms.ChoiceField(label="Product", widget=forms.RadioSelect)
     quantity = forms.IntegerField(min_value=QUANTITY[0], max_value=QUANTITY[1], label="Quantity (capsules)")
     days_supply = forms.IntegerField(min_value=DAYS_SUPPLY[0], max_value=DAYS_SUPPLY[1], label="Days' supply")
 
-    def __init__(self, *args, program=None, **kwargs):
+    def __init__(self, *args, program=None, params=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["ndc"].choices = _products(program)
+        products = _products(program)
+        self.fields["ndc"].choices = [(p.ndc, _product_label(p)) for p in products]
+        if len(products) == 1:
+            self.fields["ndc"].initial = products[0].ndc
+        # The quantity of one package of the product, and the program's longest supply.
+        self.fields["quantity"].initial = _one_package_size(products)
+        self.fields["quantity"].widget.attrs.update(_package_sizes(products))
+        self.fields["quantity"].help_text = "Set to one package of the product chosen; change it if needed."
+        if params is not None:
+            self.fields["days_supply"].initial = params.max_days_supply
 
 
 class CounterForm(forms.Form):
@@ -208,13 +237,20 @@ class CounterForm(forms.Form):
         prefix=PRESCRIPTION_PREFIX, kind="prescription authorization",
         label="Prescription authorization number", help_text="12 characters, starting with P, as on the prescription.")
     patient_date_of_birth = DayField(label="Patient's date of birth")
-    ndc = forms.ChoiceField(label="Product")
+    ndc = forms.ChoiceField(label="Product", help_text="Chosen from the authorization once its number is typed; "
+                                                       "check it against the prescription and the package.")
     quantity = forms.IntegerField(min_value=QUANTITY[0], max_value=QUANTITY[1], label="Quantity (capsules)")
     days_supply = forms.IntegerField(min_value=DAYS_SUPPLY[0], max_value=DAYS_SUPPLY[1], label="Days' supply")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["ndc"].choices = _products()
+        products = _products()
+        groups = {}
+        for p in products:
+            groups.setdefault(p.program.name, []).append((p.ndc, _product_label(p)))
+        self.fields["ndc"].choices = [("", "Choose the product")] + list(groups.items())
+        self.fields["ndc"].widget.attrs.update({"data-product-from-number": "id_authorization_number"})
+        self.fields["quantity"].widget.attrs.update(_package_sizes(products))
 
 
 COUNSELING_POINTS = [
@@ -253,45 +289,171 @@ class RdaLookupForm(forms.Form):
                                           label="RDA number")
 
 
-class AuditSearchForm(forms.Form):
-    """The API's compliance-log filters, with dates instead of instants (a day starts at midnight where the user
-    is)."""
+class LowerChoiceField(forms.ChoiceField):
+    """A choice typed in any case ("Denied" is "denied")."""
 
-    action = forms.CharField(required=False, max_length=60)
-    outcome = forms.CharField(required=False, max_length=20)
-    failed_check = forms.RegexField(r"^[A-Z_]{1,60}$", required=False, label="Failed check code")
-    check_code = forms.RegexField(r"^[A-Z_]{1,60}$", required=False, label="Evaluated check code")
-    program = forms.CharField(required=False, max_length=40)
-    patient = forms.UUIDField(required=False, label="Patient id")
-    prescriber = forms.UUIDField(required=False, label="Prescriber id")
-    pharmacy = forms.UUIDField(required=False, label="Pharmacy id")
-    prescription = forms.UUIDField(required=False, label="Prescription id")
+    def to_python(self, value):
+        return super().to_python(value).strip().lower()
+
+
+class CodeField(forms.RegexField):
+    """A check code, typed in any case."""
+
+    def __init__(self, **kwargs):
+        super().__init__(r"^[A-Za-z_]{1,60}$", required=False, **kwargs)
+
+    def to_python(self, value):
+        return super().to_python(value).strip().upper()
+
+
+def _action_choices():
+    groups = {"Decisions": [], "Patients and their records": [], "Prescriptions and dispenses": [],
+              "Registry, users and keys": [], "Security events": []}
+    decisions = {Action.PRESCRIPTION_AUTHORIZE, Action.DISPENSE_AUTHORIZATION_REQUEST}
+    for action in Action:
+        subject = action.value.split(".")[0]
+        if action in decisions:
+            group = "Decisions"
+        elif subject == "security":
+            group = "Security events"
+        elif subject in ("patient", "pregnancy_test", "pregnancy_report", "attestation", "patient_survey"):
+            group = "Patients and their records"
+        elif subject in ("prescription", "dispense_authorization"):
+            group = "Prescriptions and dispenses"
+        else:
+            group = "Registry, users and keys"
+        groups[group].append((action.value, action.value))
+    return [("", "Any action")] + [(name, sorted(items)) for name, items in groups.items() if items]
+
+
+OUTCOMES = ["approved", "denied", "recorded", "succeeded", "failure", "refused", "locked", "expired", "cancelled",
+            "reversed", "dispensed"]
+KINDS = [("records", "Decisions and records (no security events)"), ("security", "Security events only"),
+         ("all", "Everything")]
+_NPI, _NCPDP = re.compile(r"^[0-9]{10}$"), re.compile(r"^[0-9]{7}$")
+
+
+def _uuid(text):
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        return None
+
+
+def _by_name(queryset, text, *fields):
+    """The rows of `queryset` whose `fields` contain every word of `text`, in any case."""
+    for word in text.split():
+        match = Q()
+        for field in fields:
+            match |= Q(**{f"{field}__icontains": word})
+        queryset = queryset.filter(match)
+    return queryset
+
+
+def patient_names(user, ids):
+    """patient id -> "Last, First", for the patients among `ids` that `user` may see."""
+    return {p.pk: f"{p.last_name}, {p.first_name}"
+            for p in patients_for(user).select_related(None).filter(pk__in=ids).only("pk", "first_name", "last_name")}
+
+
+class AuditSearchForm(forms.Form):
+    """The API's compliance-log filters in a person's terms: parties found by name or by the numbers people
+    know (NPI, NCPDP ID, authorization or RDA number) rather than by internal ids, choices instead of free text,
+    any case, and dates instead of instants (a day starts at midnight where the user is)."""
+
+    kind = forms.ChoiceField(choices=KINDS, required=False, initial="records", label="Show")
+    action = LowerChoiceField(choices=_action_choices, required=False)
+    outcome = LowerChoiceField(choices=[("", "Any outcome")] + [(o, o.capitalize()) for o in OUTCOMES],
+                               required=False)
+    failed_check = CodeField(label="Failed check code")
+    check_code = CodeField(label="Evaluated check code")
+    program = LowerChoiceField(required=False)
+    patient = forms.CharField(required=False, max_length=120, label="Patient: name or program id")
+    prescriber = forms.CharField(required=False, max_length=120, label="Prescriber: name, NPI or id")
+    pharmacy = forms.CharField(required=False, max_length=120, label="Pharmacy: name, NCPDP ID, NPI or id")
+    prescription = forms.CharField(required=False, max_length=60, label="Authorization or RDA number")
     occurred_from = DayField(required=False, label="From (inclusive)")
     occurred_to = DayField(required=False, label="To (inclusive)")
 
+    def __init__(self, *args, user=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+        self.fields["program"].choices = [("", "Any program")] + [
+            (p.slug, p.name) for p in Program.objects.order_by("slug")]
+
+    def clean_prescription(self):
+        text = self.cleaned_data["prescription"].strip()
+        if not text or _uuid(text):
+            return text
+        for prefix, kind in ((PRESCRIPTION_PREFIX, "prescription authorization"),
+                             (DISPENSE_PREFIX, "dispense authorization")):
+            try:
+                return authorization_number_parse(text, prefix=prefix, kind=kind)
+            except MalformedIdentifier as exc:
+                error = exc
+                if text.strip().upper().startswith(prefix):
+                    break
+        raise forms.ValidationError(str(error), code="malformed")
+
     def filters(self):
-        """The filters as the log's `entries_filter` takes them (a day starts at midnight where the user is)."""
-        values = {name: value for name, value in self.cleaned_data.items()
-                  if value not in (None, "") and name not in ("occurred_from", "occurred_to")}
-        if self.cleaned_data.get("occurred_from"):
-            values["occurred_after"] = _midnight(self.cleaned_data["occurred_from"])
-        if self.cleaned_data.get("occurred_to"):
-            values["occurred_before"] = _midnight(self.cleaned_data["occurred_to"], days=1)
+        """The filters the log's `entries_filter` takes (a day starts at midnight where the user is)."""
+        data = self.cleaned_data
+        values = {name: data.get(name) for name in ("action", "outcome", "failed_check", "check_code", "program")
+                  if data.get(name)}
+        if data.get("occurred_from"):
+            values["occurred_after"] = _midnight(data["occurred_from"])
+        if data.get("occurred_to"):
+            values["occurred_before"] = _midnight(data["occurred_to"], days=1)
         return values
 
-    def api_filters(self):
-        """The same filters as query parameters of the API (for the CSV export's link)."""
-        params = {}
-        for name, value in self.cleaned_data.items():
-            if value in (None, ""):
-                continue
-            if name == "occurred_from":
-                params["occurred_after"] = _midnight(value).isoformat()
-            elif name == "occurred_to":
-                params["occurred_before"] = _midnight(value, days=1).isoformat()
-            else:
-                params[name] = str(value)
-        return params
+    def kind_filter(self, queryset):
+        """Security events (logins, refusals, locks) apart from decisions and records, unless asked for."""
+        kind = (self.cleaned_data.get("kind") if self.is_bound else "") or "records"
+        if kind == "records" and not (self.is_bound and self.cleaned_data.get("action", "").startswith("security.")):
+            return queryset.exclude(action__startswith="security.")
+        if kind == "security":
+            return queryset.filter(action__startswith="security.")
+        return queryset
+
+    def parties_filter(self, queryset):
+        data = self.cleaned_data
+        if data.get("patient"):
+            queryset = queryset.filter(patient_id__in=self._patients(data["patient"].strip()))
+        if data.get("prescriber"):
+            queryset = queryset.filter(prescriber_id__in=self._prescribers(data["prescriber"].strip()))
+        if data.get("pharmacy"):
+            queryset = queryset.filter(pharmacy_id__in=self._pharmacies(data["pharmacy"].strip()))
+        if data.get("prescription"):
+            queryset = queryset.filter(prescription_id__in=self._prescriptions(data["prescription"]))
+        return queryset
+
+    def _patients(self, text):
+        found = patients_for(self.user)
+        found = found.filter(pk=_uuid(text)) if _uuid(text) else _by_name(found, text, "first_name", "last_name")
+        return found.values("pk")
+
+    def _prescribers(self, text):
+        found = prescribers_for(self.user)
+        if _uuid(text):
+            return found.filter(pk=_uuid(text)).values("pk")
+        if _NPI.match(text):
+            return found.filter(npi=text).values("pk")
+        return _by_name(found, text, "first_name", "last_name").values("pk")
+
+    def _pharmacies(self, text):
+        found = pharmacies_for(self.user)
+        if _uuid(text):
+            return found.filter(pk=_uuid(text)).values("pk")
+        if _NPI.match(text) or _NCPDP.match(text):
+            return found.filter(Q(npi=text) | Q(ncpdp_id=text)).values("pk")
+        return _by_name(found, text, "name").values("pk")
+
+    def _prescriptions(self, text):
+        if _uuid(text):
+            return [_uuid(text)]
+        if text.startswith(DISPENSE_PREFIX):
+            return dispense_authorizations_for(self.user).filter(rda_number=text).values("prescription_id")
+        return prescriptions_for(self.user).filter(authorization_number=text).values("pk")
 
 
 def _midnight(day, days=0):
@@ -303,8 +465,33 @@ class ReportForm(forms.Form):
                                initial="month", required=False)
     occurred_from = DayField(required=False, label="From (inclusive)")
     occurred_to = DayField(required=False, label="To (inclusive)")
-    program = forms.CharField(required=False, max_length=40)
-    pharmacy = forms.UUIDField(required=False, label="Pharmacy id")
+    program = LowerChoiceField(required=False)
+    pharmacy = forms.CharField(required=False, max_length=120, label="Pharmacy: name, NCPDP ID, NPI or id")
+
+    def __init__(self, *args, user=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+        self.fields["program"].choices = [("", "Every program")] + [
+            (p.slug, p.name) for p in Program.objects.order_by("slug")]
+
+    def clean_pharmacy(self):
+        text = self.cleaned_data["pharmacy"].strip()
+        if not text:
+            return None
+        found = list(AuditSearchForm(user=self.user)._pharmacies(text)[:2])
+        if not found:
+            raise forms.ValidationError("No pharmacy matches.", code="not_found")
+        if len(found) > 1:
+            raise forms.ValidationError("Several pharmacies match: give more of the name, or the NCPDP ID.",
+                                        code="ambiguous")
+        return found[0]["pk"]
+
+    def clean(self):
+        data = super().clean()
+        start, end = data.get("occurred_from"), data.get("occurred_to")
+        if start and end and end < start:
+            self.add_error("occurred_to", "The end of the range is before its start.")
+        return data
 
     def report_args(self):
         data = self.cleaned_data

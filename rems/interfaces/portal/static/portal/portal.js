@@ -36,10 +36,54 @@
     return "";
   }
 
+  // The quantity follows the product chosen: one package of it, unless the quantity was typed by hand.
+  function watchPackageSize(quantity) {
+    var sizes = JSON.parse(quantity.getAttribute("data-package-sizes") || "{}");
+    var controls = quantity.form ? quantity.form.querySelectorAll("[name$='ndc']") : [];
+    var lastSet = quantity.value;
+    function chosen() {
+      for (var i = 0; i < controls.length; i++) {
+        var c = controls[i];
+        if ((c.type === "radio" && c.checked) || c.tagName === "SELECT") { return c.value; }
+      }
+      return "";
+    }
+    function update() {
+      var size = sizes[chosen()];
+      if (size && (quantity.value === "" || quantity.value === String(lastSet))) {
+        quantity.value = size;
+        lastSet = size;
+      }
+    }
+    Array.prototype.forEach.call(controls, function (c) { c.addEventListener("change", update); });
+    update();
+  }
+
+  // At the counter, the product is chosen from the authorization once its number is well formed.
+  function productFromNumber(input, number) {
+    var form = input.form;
+    var url = form && form.getAttribute("data-product-lookup");
+    var select = form && form.querySelector("select[data-product-from-number]");
+    if (!url || !select || !window.fetch) { return; }
+    window.fetch(url + "?number=" + encodeURIComponent(number), { credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.json() : { ndc: "" }; })
+      .then(function (found) {
+        if (!found.ndc || select.value === found.ndc) { return; }
+        select.value = found.ndc;
+        select.dispatchEvent(new Event("change"));
+        var live = document.getElementById(input.id + "_live");
+        if (live && select.selectedIndex > 0) {
+          live.textContent += " Product from the authorization: " + select.options[select.selectedIndex].text + ".";
+        }
+      })
+      .catch(function () { /* the pharmacist chooses the product */ });
+  }
+
   function watchNumber(input) {
     var live = document.getElementById(input.id + "_live");
     var prefix = input.getAttribute("data-number-prefix");
     var kind = input.getAttribute("data-number-kind");
+    var looked = "";
     function update() {
       var problem = numberProblem(input.value, prefix, kind);
       var length = normalise(input.value).length;
@@ -51,6 +95,8 @@
         input.removeAttribute("aria-invalid");
         input.classList.add("number-ok"); input.classList.remove("number-bad");
         if (live) { live.textContent = "✓ Well-formed number: the check character matches."; live.className = "live live-ok"; }
+        var value = normalise(input.value);
+        if (value !== looked) { looked = value; productFromNumber(input, value); }
       } else {
         input.setAttribute("aria-invalid", "true");
         input.classList.add("number-bad"); input.classList.remove("number-ok");
@@ -66,6 +112,7 @@
     if (zone && window.Intl) {
       try { zone.value = Intl.DateTimeFormat().resolvedOptions().timeZone || ""; } catch (e) { zone.value = ""; }
     }
+    Array.prototype.forEach.call(document.querySelectorAll("input[data-package-sizes]"), watchPackageSize);
     Array.prototype.forEach.call(document.querySelectorAll("input[data-number-prefix]"), watchNumber);
     // Each error message is read with its field.
     Array.prototype.forEach.call(document.querySelectorAll(".field .error[id]"), function (error) {

@@ -1,0 +1,55 @@
+"""How the portal prints what people read off a page: numbers in groups, states in words."""
+
+from django import template
+from django.utils.html import format_html, format_html_join
+
+from rems.core.identifiers import authorization_number_display
+
+register = template.Library()
+
+# A state in the words of what happened to the record, not the database's.
+PRESCRIPTION_STATES = {
+    "issued": "Open: waiting for a pharmacy",
+    "authorized": "Held by a pharmacy (RDA approved)",
+    "dispensed": "Dispensed",
+    "expired": "Lapsed undispensed",
+    "cancelled": "Cancelled",
+}
+RDA_STATES = {
+    "approved": "Approved: not dispensed yet",
+    "dispensed": "Dispensed",
+    "reversed": "Reversed",
+    "expired": "Lapsed undispensed",
+}
+OUTCOMES = {"approved": "Approved", "denied": "Denied"}
+
+
+@register.filter
+def number(value):
+    """An authorization or RDA number in its groups (PGQ1W JHKBH FD). The groups are spaced by the stylesheet,
+    not by characters, so that the number copies and pastes as one word, as the counter and the API take it."""
+    value = str(value or "")
+    groups = authorization_number_display(value).split("-")
+    return format_html('<span class="number-groups">{}</span>',
+                       format_html_join("", '<span class="number-group">{}</span>', ((g,) for g in groups)))
+
+
+@register.filter
+def prescription_state(status):
+    return PRESCRIPTION_STATES.get(status, status)
+
+
+@register.filter
+def rda_state(status):
+    return RDA_STATES.get(status, status)
+
+
+@register.filter
+def outcome(value):
+    return OUTCOMES.get(value, (value or "").replace("_", " ").capitalize())
+
+
+@register.filter
+def initials(person):
+    """What the counter shows of whom a dispense is for: enough to check against the prescription."""
+    return f"{person.first_name[:1]}. {person.last_name[:1]}.".upper()
