@@ -27,6 +27,8 @@ class Action(StrEnum):
     PATIENT_CHANGE_RISK_CATEGORY = "patient.change_risk_category"
     PATIENT_SUSPEND = "patient.suspend"
     PATIENT_REINSTATE = "patient.reinstate"
+    PATIENT_TRANSFER_REQUEST = "patient.transfer_request"
+    PATIENT_TRANSFER_DECIDE = "patient.transfer_decide"
     PREGNANCY_TEST_RECORD = "pregnancy_test.record"
     PREGNANCY_REPORT_OPEN = "pregnancy_report.open"
     ATTESTATION_RECORD = "attestation.record"

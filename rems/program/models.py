@@ -9,6 +9,7 @@ Models hold data and database constraints only. Every change of state goes throu
 
 import uuid
 
+from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
@@ -179,6 +180,38 @@ class Patient(models.Model):
         indexes = [models.Index(fields=["prescriber", "enrolled_at"])]
 
 
+class TransferState(models.TextChoices):
+    PENDING = "pending"
+    APPROVED = "approved"
+    DECLINED = "declined"
+
+
+class EnrollmentTransfer(models.Model):
+    """A prescriber asked to enroll a person who is already enrolled in the program with another prescriber. The
+    asking prescriber learns nothing of that enrollment (not that it exists, nor who holds it): the request goes
+    to the program administrator, who checks with the patient and both offices, then moves the enrollment to the
+    asking prescriber with the new agreement, or declines."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="+")
+    prescriber = models.ForeignKey(Prescriber, on_delete=models.PROTECT, related_name="+",
+                                   help_text="The prescriber who asked to enroll the patient.")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    risk_category = models.CharField(max_length=40)
+    agreement_signed_on = models.DateField()
+    irregular_cycles = models.BooleanField(default=False)
+    time_zone = models.CharField(max_length=64, blank=True, default="")
+    state = models.CharField(max_length=10, choices=TransferState.choices, default=TransferState.PENDING)
+    requested_at = models.DateTimeField()
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True,
+                                   blank=True)
+    decision_reason = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["state", "requested_at"])]
+
+
 class TestResult(models.TextChoices):
     NEGATIVE = "negative"
     POSITIVE = "positive"
@@ -290,6 +323,7 @@ class NotificationKind(models.TextChoices):
     CERTIFICATION_EXPIRING_7 = "certification_expiring_7"
     POSITIVE_PREGNANCY_TEST = "positive_pregnancy_test"
     MATCH_LOCK = "match_lock"
+    ENROLLMENT_TRANSFER = "enrollment_transfer"
 
 
 class NotificationState(models.TextChoices):

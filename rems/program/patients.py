@@ -9,7 +9,8 @@ from rems.core.errors import ActionRefused
 from rems.core.gates import age_on, category_fits_age
 
 from .certifications import party_bar_check
-from .models import Patient, Status
+from .models import LIVE_STATUSES, EnrollmentTransfer, NotificationKind, Patient, Status, TransferState
+from .notifications import administrators, notification_create
 from .selectors import certification_is_active, rule_set_in_force
 from .validation import CLOCK_SKEW, InvalidValue, plausible_date_check
 
@@ -19,12 +20,20 @@ class CannotEnroll(ActionRefused):
 
 
 class AlreadyEnrolled(CannotEnroll):
-    """One person has one live enrollment per program."""
+    """One person has one live enrollment per program: this office enrolled the person already (`patient_id`)."""
 
     code = "already_enrolled"
 
+    def __init__(self, message, *, patient_id=None):
+        super().__init__(message)
+        self.patient_id = patient_id
+
 
 class CannotChangeEnrollment(ActionRefused):
+    pass
+
+
+class CannotDecideTransfer(ActionRefused):
     pass
 
 
@@ -70,7 +79,10 @@ def patient_enroll(
     irregular_cycles, now, time_zone="",
 ):
     """A certified prescriber enrolls a patient in a program, with the risk category of the signed
-    Patient-Prescriber Agreement. One live enrollment per person (name, date of birth) and program."""
+    Patient-Prescriber Agreement. One live enrollment per person (name, date of birth) and program: a person
+    already enrolled by the same office is refused (AlreadyEnrolled, naming that record); a person enrolled by
+    another office becomes an EnrollmentTransfer for the program administrator, and the asking prescriber learns
+    nothing of the other enrollment. Returns the Patient, or the EnrollmentTransfer."""
     party_bar_check(actor=actor, program=program)
     if date_of_birth > now.date():
         raise InvalidValue("The date of birth cannot be in the future.", field="date_of_birth")
@@ -93,10 +105,17 @@ def patient_enroll(
                 status_changed_at=now,
             )
     except IntegrityError:
-        raise AlreadyEnrolled(
-            f"A patient with this name and date of birth is already enrolled in {program.slug}; one person has one "
-            "enrollment. Ask the program administrator to transfer it if the patient changed prescriber.",
-        ) from None
+        live = Patient.objects.get(program=program, first_name__iexact=first_name.strip(),
+                                   last_name__iexact=last_name.strip(), date_of_birth=date_of_birth,
+                                   status__in=LIVE_STATUSES)
+        if live.prescriber_id == prescriber.pk:
+            raise AlreadyEnrolled(
+                f"This patient is already enrolled in {program.slug} by your office (patient {live.pk}); one person "
+                "has one enrollment.", patient_id=live.pk,
+            ) from None
+        return _transfer_request(actor=actor, patient=live, prescriber=prescriber, risk_category=risk_category,
+                                 agreement_signed_on=agreement_signed_on, irregular_cycles=irregular_cycles,
+                                 time_zone=time_zone, now=now)
     log_entry_write(
         actor=actor, action=Action.PATIENT_ENROLL, outcome=Status.ACTIVE, object_type="patient", object_id=patient.pk,
         program=program.slug, patient_id=patient.pk, prescriber_id=prescriber.pk, now=now,
@@ -156,3 +175,58 @@ def patient_change_status(*, actor, patient, action, reason, now):
         detail={"reason": reason},
     )
     return patient
+
+
+# --- Transfers between prescribers ------------------------------------------------------------------------
+def _transfer_request(*, actor, patient, prescriber, risk_category, agreement_signed_on, irregular_cycles,
+                      time_zone, now):
+    transfer = EnrollmentTransfer.objects.create(
+        patient=patient, prescriber=prescriber, requested_by=actor, risk_category=risk_category,
+        agreement_signed_on=agreement_signed_on, irregular_cycles=irregular_cycles, time_zone=time_zone,
+        requested_at=now,
+    )
+    log_entry_write(
+        actor=actor, action=Action.PATIENT_TRANSFER_REQUEST, outcome=TransferState.PENDING,
+        object_type="enrollment_transfer", object_id=transfer.pk, program=patient.program.slug, patient_id=patient.pk,
+        prescriber_id=prescriber.pk, now=now, detail={"from_prescriber": str(patient.prescriber_id)},
+    )
+    notification_create(
+        recipients=administrators(), kind=NotificationKind.ENROLLMENT_TRANSFER, subject_type="enrollment_transfer",
+        subject_id=transfer.pk, due_on=now.date(), send_at=now, now=now,
+        title="A prescriber asks to enroll a patient enrolled by another office",
+        body=f"Enrollment transfer {transfer.pk} in {patient.program.slug}: check with the patient and both offices, "
+             "then approve or decline it on the admin site.",
+    )
+    return transfer
+
+
+@transaction.atomic
+def transfer_decide(*, actor, transfer, approve, reason, now):
+    """A program administrator approves a transfer (the enrollment moves to the asking prescriber, with the new
+    agreement and category) or declines it, with a reason. Both are logged."""
+    transfer = EnrollmentTransfer.objects.select_for_update().get(pk=transfer.pk)
+    if transfer.state != TransferState.PENDING:
+        raise CannotDecideTransfer(f"This transfer is already {transfer.state}.")
+    patient = Patient.objects.select_for_update(no_key=True).get(pk=transfer.patient_id)
+    before = str(patient.prescriber_id)
+    if approve:
+        if patient.status not in LIVE_STATUSES:
+            raise CannotDecideTransfer("The enrollment is no longer live; the prescriber can enroll the patient anew.")
+        if not certification_is_active(program_id=patient.program_id, prescriber_id=transfer.prescriber_id, now=now):
+            raise CannotDecideTransfer("The asking prescriber is no longer certified in the program.")
+        _category_check(patient.program, transfer.risk_category, patient.date_of_birth, now)
+        patient.prescriber_id = transfer.prescriber_id
+        patient.risk_category = transfer.risk_category
+        patient.agreement_signed_on = transfer.agreement_signed_on
+        patient.irregular_cycles = transfer.irregular_cycles
+        patient.save(update_fields=["prescriber", "risk_category", "agreement_signed_on", "irregular_cycles"])
+    transfer.state = TransferState.APPROVED if approve else TransferState.DECLINED
+    transfer.decided_at, transfer.decided_by, transfer.decision_reason = now, actor, reason
+    transfer.save(update_fields=["state", "decided_at", "decided_by", "decision_reason"])
+    log_entry_write(
+        actor=actor, action=Action.PATIENT_TRANSFER_DECIDE, outcome=transfer.state, object_type="enrollment_transfer",
+        object_id=transfer.pk, program=patient.program.slug, patient_id=patient.pk,
+        prescriber_id=transfer.prescriber_id, now=now,
+        detail={"reason": reason, "from_prescriber": before, "to_prescriber": str(transfer.prescriber_id)},
+    )
+    return transfer

@@ -1,6 +1,7 @@
 """One test per reason a decision is refused: 422, the failed check named, and nothing dispensed."""
 
 import json
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -9,7 +10,8 @@ from django.utils import timezone
 from accounts.models import Role
 from dispensing import prescriptions
 from dispensing.models import DispenseAuthorization, Prescription
-from rems.program.models import Certification, Patient
+from rems.compliance_log.models import ComplianceLogEntry
+from rems.program.models import Certification, EnrollmentTransfer, Notification, Patient
 
 from ..conftest import POMALIDOMIDE_3MG, make_party
 from ..factories import PatientFactory, PrescriberFactory, UserFactory, token_for
@@ -379,16 +381,63 @@ def test_a_risk_category_changed_after_the_authorization_blocks_the_dispense(api
     assert_nothing_dispensed(number)
 
 
-def test_the_same_person_cannot_be_enrolled_twice(api, world):
+def test_the_same_office_enrolling_a_person_twice_is_shown_its_own_record(api, world):
     body = {"program": "pomalidomide", "first_name": "Rita", "last_name": "Moreno", "date_of_birth": "1961-12-11",
             "risk_category": "MALE_ADULT", "agreement_signed_on": str(timezone.now().date())}
-    assert api.post("/api/v1/patients/", body, as_=world["ours"].tokens["prescriber"])[0] == 201
+    status, patient = api.post("/api/v1/patients/", body, as_=world["ours"].tokens["prescriber"])
+    assert status == 201
+
+    status, problem = api.post("/api/v1/patients/", {**body, "first_name": "RITA"},
+                               as_=world["ours"].tokens["prescriber"])
+
+    assert status == 409 and "by your office" in problem["detail"] and patient["id"] in problem["detail"]
+    assert Patient.objects.filter(last_name__iexact="moreno").count() == 1
+
+
+def test_a_person_enrolled_by_another_office_becomes_a_transfer_that_reveals_nothing(api, world):
+    body = {"program": "pomalidomide", "first_name": "Rita", "last_name": "Moreno", "date_of_birth": "1961-12-11",
+            "risk_category": "MALE_ADULT", "agreement_signed_on": str(timezone.now().date())}
+    status, patient = api.post("/api/v1/patients/", body, as_=world["ours"].tokens["prescriber"])
+    assert status == 201
 
     again = {**body, "first_name": "RITA", "last_name": "moreno"}
-    status, problem = api.post("/api/v1/patients/", again, as_=world["theirs"].tokens["prescriber"])
+    status, answer = api.post("/api/v1/patients/", again, as_=world["theirs"].tokens["prescriber"])
 
-    assert status == 409 and "already enrolled" in problem["detail"]
+    assert status == 202 and answer["state"] == "pending"
+    text = json.dumps(answer)
+    for secret in (patient["id"], str(world["ours"].prescriber.pk), "enrolled", "MALE_ADULT", "active"):
+        assert secret not in text
+    assert set(answer) == {"id", "state", "detail"}
     assert Patient.objects.filter(last_name__iexact="moreno").count() == 1
+    transfer = EnrollmentTransfer.objects.get(pk=answer["id"])
+    assert transfer.patient_id == uuid.UUID(patient["id"]) and transfer.prescriber == world["theirs"].prescriber
+    # The program administrators are told; the asking office cannot read the other enrollment.
+    assert Notification.objects.filter(kind="enrollment_transfer", subject_id=answer["id"]).exists()
+    assert api.get(f"/api/v1/patients/{patient['id']}/", as_=world["theirs"].tokens["prescriber"])[0] == 404
+
+
+def test_an_approved_transfer_moves_the_enrollment_and_a_declined_one_does_not(api, world):
+    from rems.program.patients import CannotDecideTransfer, transfer_decide
+
+    body = {"program": "pomalidomide", "first_name": "Ada", "last_name": "Mover", "date_of_birth": "1970-01-02",
+            "risk_category": "MALE_ADULT", "agreement_signed_on": str(timezone.now().date())}
+    _, patient = api.post("/api/v1/patients/", body, as_=world["ours"].tokens["prescriber"])
+    _, first = api.post("/api/v1/patients/", body, as_=world["theirs"].tokens["prescriber"])
+    _, second = api.post("/api/v1/patients/", body, as_=world["theirs"].tokens["prescriber"])
+    admin, now = world["admin_user"], timezone.now()
+
+    transfer_decide(actor=admin, transfer=EnrollmentTransfer.objects.get(pk=first["id"]), approve=False,
+                    reason="the patient stays", now=now)
+    assert Patient.objects.get(pk=patient["id"]).prescriber == world["ours"].prescriber
+    transfer_decide(actor=admin, transfer=EnrollmentTransfer.objects.get(pk=second["id"]), approve=True,
+                    reason="the patient moved", now=now)
+    assert Patient.objects.get(pk=patient["id"]).prescriber == world["theirs"].prescriber
+    with pytest.raises(CannotDecideTransfer):
+        transfer_decide(actor=admin, transfer=EnrollmentTransfer.objects.get(pk=second["id"]), approve=True,
+                        reason="again", now=now)
+    assert list(ComplianceLogEntry.objects.filter(action="patient.transfer_decide").order_by("seq")
+                .values_list("outcome", flat=True)) == ["declined", "approved"]
+    assert api.get(f"/api/v1/patients/{patient['id']}/", as_=world["theirs"].tokens["prescriber"])[0] == 200
 
 
 def test_a_reversed_dispense_never_reopens_the_authorization(api, world):

@@ -106,15 +106,26 @@ def test_invalid_input_is_shown_on_the_form_and_writes_nothing(world, browser):
     assert not PregnancyTest.objects.filter(patient=patient).exists()
 
 
-def test_a_duplicate_enrollment_is_refused_on_the_form(world, browser):
+def test_enrolling_ones_own_patient_again_leads_to_the_record(world, browser):
     client = browser(world["ours"].users["prescriber"])
-    enroll(client)
+    patient = enroll(client)
     response = client.post("/patients/new", {
         "program": "pomalidomide", "first_name": "ann", "last_name": "PORTAL", "date_of_birth": "1990-05-01",
         "risk_category": "FRP_ADULT", "agreement_signed_on": str(timezone.now().date())})
-    assert response["Location"] == "/patients/new"
+    assert response["Location"] == f"/patients/{patient.pk}/"
+    assert "already enrolled by your office" in landed(client, response).content.decode()
+    assert Patient.objects.count() == 1
+
+
+def test_enrolling_another_offices_patient_asks_the_administrator_and_shows_nothing(world, browser):
+    enroll(browser(world["ours"].users["prescriber"]))
+    client = browser(world["theirs"].users["prescriber"])
+    response = client.post("/patients/new", {
+        "program": "pomalidomide", "first_name": "ann", "last_name": "PORTAL", "date_of_birth": "1990-05-01",
+        "risk_category": "FRP_ADULT", "agreement_signed_on": str(timezone.now().date())})
+    assert response["Location"] == "/patients/"
     page = landed(client, response).content.decode()
-    assert "alert" in page and 'value="PORTAL"' in page
+    assert "program administrator" in page and "PORTAL" not in page and "already" not in page
     assert Patient.objects.count() == 1
 
 

@@ -18,7 +18,16 @@ from django.utils.html import format_html
 from rems.compliance_log.models import ComplianceLogEntry
 from rems.core.errors import ActionRefused
 from rems.program import certifications, patients
-from rems.program.models import Certification, Patient, Pharmacy, Prescriber, Product, Program, RuleSet
+from rems.program.models import (
+    Certification,
+    EnrollmentTransfer,
+    Patient,
+    Pharmacy,
+    Prescriber,
+    Product,
+    Program,
+    RuleSet,
+)
 from rems.program.programs import program_load
 
 from .base import ProgramChoiceForm, ReadOnlyAdmin, form_action
@@ -208,6 +217,31 @@ class PatientAdmin(ReadOnlyAdmin):
     def describe(self, obj):
         # By program id only, as in the compliance log: messages never name a patient.
         return f"Patient {obj.pk} ({obj.status})"
+
+
+# --- Enrollment transfers -----------------------------------------------------------------------------------
+def _transfer_action(approve, verb, past):
+    def run(transfer, data, actor, now):
+        patients.transfer_decide(actor=actor, transfer=transfer, approve=approve, reason=data["reason"], now=now)
+
+    return form_action(
+        f"transfer_{verb}", description=f"{verb.capitalize()} the selected transfers",
+        title=f"{verb.capitalize()} enrollment transfers", done=past, run=run,
+    )
+
+
+@admin.register(EnrollmentTransfer)
+class EnrollmentTransferAdmin(ReadOnlyAdmin):
+    """A prescriber asked to enroll a patient enrolled by another office: check with the patient and both
+    offices, then approve (the enrollment moves, with the new agreement) or decline, with a reason."""
+
+    list_display = ("id", "patient", "prescriber", "risk_category", "agreement_signed_on", "state", "requested_at")
+    list_filter = ("state",)
+    list_select_related = ("patient", "prescriber")
+    actions = [_transfer_action(True, "approve", "Approved"), _transfer_action(False, "decline", "Declined")]
+
+    def describe(self, obj):
+        return f"Enrollment transfer {obj.pk} ({obj.state})"
 
 
 # --- Compliance log ---------------------------------------------------------------------------------------

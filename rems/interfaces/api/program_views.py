@@ -7,7 +7,7 @@ from rest_framework.response import Response
 
 from rems.core.rules import InvalidRuleSet, RuleParameters
 from rems.program import certifications, patients, programs, records, registry
-from rems.program.models import AttestationKind, Program, Status, TestResult, TestSetting
+from rems.program.models import AttestationKind, EnrollmentTransfer, Program, Status, TestResult, TestSetting
 from rems.program.selectors import rule_set_row_in_force
 from rems.program.validation import (
     SENSITIVITY_MIU_ML,
@@ -219,6 +219,16 @@ class PatientOut(serializers.Serializer):
     therapy_started_at = serializers.DateTimeField(allow_null=True)
 
 
+class EnrollmentTransferOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    state = serializers.CharField()
+    detail = serializers.SerializerMethodField()
+
+    def get_detail(self, transfer) -> str:
+        return ("This enrollment needs the program administrator's review before it takes effect. The administrator "
+                "will contact your office; the patient cannot be prescribed for under your office until then.")
+
+
 class PatientListCreate(ApiView):
     roles = {"GET": READERS | PRESCRIBER_OFFICE, "POST": {"prescriber"}}
 
@@ -250,17 +260,22 @@ class PatientListCreate(ApiView):
             qs = qs.filter(risk_category=CategoryField().run_validation(request.query_params["risk_category"]))
         return self.paginated(request, qs, PatientOut, "-enrolled_at")
 
-    @extend_schema(request=PatientListCreateInput, responses={201: PatientOut})
+    @extend_schema(request=PatientListCreateInput, responses={201: PatientOut, 202: EnrollmentTransferOut})
     def post(self, request):
+        """Enroll a patient (201). A person enrolled in the program by another office is not enrolled twice: the
+        request goes to the program administrator as an enrollment transfer (202), and nothing of the other
+        enrollment is shown."""
         def handle():
             data = self.PatientListCreateInput(data=request.data)
             data.is_valid(raise_exception=True)
             values = dict(data.validated_data)
-            patient = patients.patient_enroll(
+            result = patients.patient_enroll(
                 actor=request.user, prescriber=request.user.prescriber, program=_program(values.pop("program")),
                 now=self.now(), **values,
             )
-            return Response(PatientOut(patient).data, status=201)
+            if isinstance(result, EnrollmentTransfer):
+                return Response(EnrollmentTransferOut(result).data, status=202)
+            return Response(PatientOut(result).data, status=201)
 
         return idempotent(request, handle)
 

@@ -33,7 +33,7 @@ from rems.core.errors import ActionRefused
 from rems.core.identifiers import authorization_number_display
 from rems.core.wording import plural
 from rems.program import patients, records
-from rems.program.models import AttestationKind
+from rems.program.models import AttestationKind, EnrollmentTransfer
 from rems.program.selectors import category_label, party_is_barred, rule_set_in_force, rule_set_parameters
 
 from ..fixes import PHARMACY, PRESCRIBER, explained
@@ -167,9 +167,16 @@ def patient_enroll(request):
     try:
         patient = patients.patient_enroll(actor=request.user, prescriber=request.user.prescriber,
                                           program=values.pop("program"), now=_now(), **values)
+    except patients.AlreadyEnrolled as exc:
+        messages.info(request, "This patient is already enrolled by your office: here is the record.")
+        return redirect("portal:patient", pk=exc.patient_id)
     except ActionRefused as exc:
         form_keep(request, "enroll", refusal=exc)
         return redirect("portal:patient-enroll")
+    if isinstance(patient, EnrollmentTransfer):
+        messages.info(request, "This enrollment needs the program administrator's review before it takes effect; "
+                               "the administrator will contact your office.")
+        return redirect("portal:patients")
     messages.success(request, f"{patient.first_name} {patient.last_name} is enrolled.")
     return redirect("portal:patient", pk=patient.pk)
 
