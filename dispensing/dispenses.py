@@ -13,9 +13,10 @@ from rems.compliance_log.actions import Action
 from rems.compliance_log.writer import log_entry_write
 from rems.core import gates
 from rems.core.errors import ActionRefused
-from rems.core.identifiers import DISPENSE_PREFIX
+from rems.core.identifiers import DISPENSE_PREFIX, authorization_number_new
 from rems.program.certifications import party_bar_check
 from rems.program.models import Patient, Status
+from rems.program.selectors import RULE_SETS_LOCK
 
 from . import facts
 from .match_locks import failed_match_record, match_lock_in_force, match_lock_message
@@ -27,34 +28,81 @@ from .models import (
     PrescriptionStatus,
     SystemReason,
 )
-from .numbers import number_unused
+from .prepared import fetch_one, prepared_cursor
 from .rows import patient_lock, prescription_lock
+
+
+# The decision's locks, in one statement and in this order: the pharmacy's turn on the number (requests of one
+# pharmacy for one number take turns, so that each sees the failures counted before it: no burst of guesses can
+# slip past the birth-date limit), then the shared lock on the rule sets of the number's program, held until commit
+# (`selectors.rule_set_for_decision`). The subquery taking the second lock depends on the row that took the first,
+# so it runs after it. Returns the authorization's id (None when no authorization has the number). Everything the
+# decision reads is read by later statements, which see whatever committed before these locks were granted.
+_DECISION_LOCKS_SQL = f"""SELECT (SELECT locked.id FROM (
+          SELECT p.id, pg_advisory_xact_lock_shared({RULE_SETS_LOCK}, p.program_id::integer) AS shared
+            FROM dispensing_prescription p
+           WHERE p.authorization_number = %(number)s::text AND turn.taken IS NOT NULL OFFSET 0) locked)
+  FROM (SELECT pg_advisory_xact_lock(hashtextextended(%(turn)s::text, 0)) AS taken OFFSET 0) turn
+"""
+
+_RDA_COLUMNS = [field for field in DispenseAuthorization._meta.concrete_fields]
+_RDA_VALUES = ", ".join(f"%({field.attname})s::{field.db_type(connection)}" for field in _RDA_COLUMNS)
+_RDA_INSERT = (f"INSERT INTO {DispenseAuthorization._meta.db_table} ({', '.join(f.column for f in _RDA_COLUMNS)}) "
+               f"SELECT {_RDA_VALUES} FROM {{source}} ON CONFLICT (rda_number) DO NOTHING RETURNING 1")
+
+# Only the request that moves the authorization from issued to authorized gets the RDA: the conditional update and
+# the RDA's insert in one statement. Returns (authorizations taken, RDAs inserted): (1, 0) only when the RDA's new
+# number was taken meanwhile (astronomically rare; it is inserted again with another).
+_TAKE_SQL = f"""WITH taken AS (
+  UPDATE dispensing_prescription SET status = '{PrescriptionStatus.AUTHORIZED}', status_changed_at = %(approved_at)s
+   WHERE id = %(prescription_id)s::uuid AND status = '{PrescriptionStatus.ISSUED}' AND expires_at > %(approved_at)s
+  RETURNING id
+), inserted AS (
+  {_RDA_INSERT.format(source="taken")}
+)
+SELECT (SELECT count(*) FROM taken), (SELECT count(*) FROM inserted)
+"""
+_RDA_INSERT_AGAIN = _RDA_INSERT.format(source="(SELECT 1) one")
+
+
+def _rda_values(rda):
+    return {field.attname: field.get_db_prep_save(getattr(rda, field.attname), connection) for field in _RDA_COLUMNS}
+
+
+def _rda_take(rda):
+    """Take the authorization and insert `rda`, in one statement; False when another request took it first."""
+    with prepared_cursor() as cursor:
+        cursor.execute(_TAKE_SQL, _rda_values(rda))
+        taken, inserted = cursor.fetchone()
+        while taken and not inserted:
+            rda.rda_number = authorization_number_new(DISPENSE_PREFIX)
+            cursor.execute(_RDA_INSERT_AGAIN, _rda_values(rda))
+            inserted = cursor.fetchone() is not None
+    rda._state.adding, rda._state.db = False, connection.alias
+    return bool(taken)
 
 
 @transaction.atomic
 def dispense_authorization_request(*, actor, pharmacy, authorization_number, date_of_birth, ndc, quantity, days_supply, now):
     """Check every gate again for the pharmacy at the counter and, when all pass, approve an RDA.
     Returns (decision, log entry, RDA or None)."""
-    prescription = facts.authorization_by_number(authorization_number)
     request = gates.DispenseRequestFact(date_of_birth=date_of_birth, ndc=ndc, quantity=quantity, days_supply=days_supply)
-    # Requests of one pharmacy for one number take turns, so that each sees the failures counted before it: no
-    # burst of guesses can slip past the birth-date limit.
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
-                       [f"dispense:{pharmacy.pk}:{authorization_number}"])
+    (logged_prescription_id,) = fetch_one(_DECISION_LOCKS_SQL, {
+        "number": authorization_number, "turn": f"dispense:{pharmacy.pk}:{authorization_number}"})
     lock = match_lock_in_force(pharmacy, authorization_number)
     # Even a request refused unseen stays in the prescription's history; nothing of it goes into the answer.
-    logged_prescription_id = prescription.pk if prescription else None
+    found = None
     if lock is not None:
         decision_facts = facts.locked_out_facts(request=request, lock_message=match_lock_message(lock))
-        prescription = None
     else:
-        if prescription is not None and prescription.status == PrescriptionStatus.AUTHORIZED:
+        decision_facts, found = facts.dispense_facts(authorization_number=authorization_number, pharmacy=pharmacy,
+                                                     request=request, now=now)
+        if found is not None and found.status == PrescriptionStatus.AUTHORIZED and found.lapsed_rda:
             # An RDA that lapsed undispensed releases the authorization first, so that no decision depends on
             # the sweep having run.
-            _lapsed_rda_release(prescription.pk, now)
-            prescription.refresh_from_db(fields=["status"])
-        decision_facts = facts.dispense_facts(prescription=prescription, pharmacy=pharmacy, request=request, now=now)
+            _lapsed_rda_release(found.id, now)
+            decision_facts, found = facts.dispense_facts(authorization_number=authorization_number,
+                                                         pharmacy=pharmacy, request=request, now=now)
     decision = gates.dispense_decide(facts=decision_facts, now=now)
     entry_id = uuid.uuid4()
     rda = None
@@ -62,26 +110,20 @@ def dispense_authorization_request(*, actor, pharmacy, authorization_number, dat
         failed_match_record(actor=actor, pharmacy=pharmacy, kind=MatchLockKind(decision.failed_match),
                             authorization_number=authorization_number, now=now)
     if decision.approved:
-        # Only the request that moves the authorization from issued to authorized gets the RDA.
-        taken = Prescription.objects.filter(
-            pk=prescription.pk, status=PrescriptionStatus.ISSUED, expires_at__gt=now
-        ).update(status=PrescriptionStatus.AUTHORIZED, status_changed_at=now)
-        if taken:
-            rda = DispenseAuthorization.objects.create(
-                rda_number=number_unused(DispenseAuthorization, "rda_number", DISPENSE_PREFIX),
-                prescription=prescription, pharmacy=pharmacy, requested_by=actor, product=prescription.product,
-                quantity=quantity, days_supply=days_supply, rule_set=decision.rule_set,
-                status=DispenseStatus.APPROVED, approved_at=now, expires_at=decision.expires_at,
-                status_changed_at=now, decision_id=entry_id,
-            )
-        else:
+        rda = DispenseAuthorization(
+            rda_number=authorization_number_new(DISPENSE_PREFIX), prescription_id=found.id, pharmacy=pharmacy,
+            requested_by=actor, product_id=found.product_id, quantity=quantity, days_supply=days_supply,
+            rule_set=decision.rule_set, status=DispenseStatus.APPROVED, approved_at=now, expires_at=decision.expires_at,
+            status_changed_at=now, decision_id=entry_id,
+        )
+        if not _rda_take(rda):
+            rda = None
             decision = gates.dispense_lost_race(decision)
-    program, patient = (prescription.program, prescription.patient) if prescription else (None, None)
     entry = log_entry_write(
         entry_id=entry_id, actor=actor, action=Action.DISPENSE_AUTHORIZATION_REQUEST, outcome=decision.status,
-        object_type="dispense_authorization", object_id=rda.pk if rda else "", program=program.slug if program else "",
-        patient_id=patient.pk if patient else None,
-        prescriber_id=prescription.prescriber_id if prescription else None, pharmacy_id=pharmacy.pk,
+        object_type="dispense_authorization", object_id=rda.pk if rda else "",
+        program=found.program_slug if found else "", patient_id=found.patient_id if found else None,
+        prescriber_id=found.prescriber_id if found else None, pharmacy_id=pharmacy.pk,
         prescription_id=logged_prescription_id, rule_set=decision.rule_set,
         checks=gates.checks_as_json(decision), facts=gates.facts_for_log(decision_facts), now=now,
         detail={

@@ -7,16 +7,16 @@ compliance-log entry, in one transaction.
 
 import uuid
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from rems.compliance_log.actions import Action
 from rems.compliance_log.writer import log_entry_write
 from rems.core import gates
 from rems.core.errors import ActionRefused
-from rems.core.identifiers import PRESCRIPTION_PREFIX
+from rems.core.identifiers import PRESCRIPTION_PREFIX, authorization_number_new
 from rems.program.certifications import party_bar_check
-from rems.program.models import Product
-from rems.program.selectors import rule_set_for_decision
+from rems.program.models import Patient
+from rems.program.selectors import RULE_SETS_LOCK
 
 from . import facts
 from .models import (
@@ -27,23 +27,53 @@ from .models import (
     PrescriptionStatus,
     SystemReason,
 )
-from .numbers import number_unused
-from .rows import patient_locked
+from .prepared import fetch_one, prepared_cursor
+
+
+# The decision's locks, in one statement and in this order: the patient's row (one decision per patient at a time:
+# the open-prescription check and the insert cannot interleave; only the patient's row, see `rows.patient_locked`),
+# then the shared lock on the program's rule sets, held until commit (`selectors.rule_set_for_decision`). The
+# outer query takes the second lock on the row the subquery locked, so after it. Returns the patient, as locked.
+_PATIENT_COLUMNS = [field for field in Patient._meta.concrete_fields]
+_DECISION_LOCKS_SQL = f"""SELECT {", ".join(f"locked.{field.column}" for field in _PATIENT_COLUMNS)},
+       pg_advisory_xact_lock_shared({RULE_SETS_LOCK}, locked.program_id::integer)
+  FROM (SELECT * FROM {Patient._meta.db_table} WHERE id = %(patient)s::uuid FOR NO KEY UPDATE) locked
+"""
+
+_PRESCRIPTION_COLUMNS = [field for field in Prescription._meta.concrete_fields]
+_PRESCRIPTION_INSERT = (
+    f"INSERT INTO {Prescription._meta.db_table} ({', '.join(f.column for f in _PRESCRIPTION_COLUMNS)}) "
+    f"VALUES ({', '.join(f'%({f.attname})s::{f.db_type(connection)}' for f in _PRESCRIPTION_COLUMNS)}) "
+    "ON CONFLICT (authorization_number) DO NOTHING RETURNING 1"
+)
+
+
+def _patient_locked(patient_id):
+    row = fetch_one(_DECISION_LOCKS_SQL, {"patient": patient_id})
+    if row is None:
+        raise Patient.DoesNotExist("No patient with this id.")
+    return Patient.from_db(connection.alias, [f.attname for f in _PATIENT_COLUMNS], row[:len(_PATIENT_COLUMNS)])
+
+
+def _prescription_insert(prescription):
+    """Insert `prescription`; its number is drawn again in the astronomically rare case that it is taken."""
+    with prepared_cursor() as cursor:
+        while True:
+            cursor.execute(_PRESCRIPTION_INSERT, {field.attname: field.get_db_prep_save(
+                getattr(prescription, field.attname), connection) for field in _PRESCRIPTION_COLUMNS})
+            if cursor.fetchone() is not None:
+                break
+            prescription.authorization_number = authorization_number_new(PRESCRIPTION_PREFIX)
+    prescription._state.adding, prescription._state.db = False, connection.alias
 
 
 @transaction.atomic
 def prescription_authorize(*, actor, patient, ndc, quantity, days_supply, now):
     """Run the prescriber survey for `patient` and, when every check passes, issue an authorization number.
     Returns (decision, log entry, prescription or None)."""
-    # One decision per patient at a time: the open-prescription check and the insert cannot interleave.
-    patient = patient_locked(patient.pk)
-    program = patient.program
-    rule_set = rule_set_for_decision(program=program, now=now)
-    product = Product.objects.filter(ndc=ndc, program=program).first()
-    decision_facts = facts.prescription_facts(
-        patient=patient, product=product, rule_set=rule_set, ndc=ndc, quantity=quantity, days_supply=days_supply,
-        now=now,
-    )
+    patient = _patient_locked(patient.pk)
+    decision_facts, product_id, program_slug = facts.prescription_facts(patient=patient, ndc=ndc, quantity=quantity,
+                                                          days_supply=days_supply, now=now)
     lapsed = decision_facts.history.open_prescription
     if lapsed is not None and lapsed.expires_at <= now:
         # The open authorization has lapsed: expire it now rather than wait for the sweep. (The engine already
@@ -53,17 +83,18 @@ def prescription_authorize(*, actor, patient, ndc, quantity, days_supply, now):
     entry_id = uuid.uuid4()
     prescription = None
     if decision.approved:
-        prescription = Prescription.objects.create(
-            authorization_number=number_unused(Prescription, "authorization_number", PRESCRIPTION_PREFIX),
-            patient=patient, prescriber_id=patient.prescriber_id, program=program, product=product,
-            quantity=quantity, days_supply=days_supply, risk_category=patient.risk_category,
+        prescription = Prescription(
+            authorization_number=authorization_number_new(PRESCRIPTION_PREFIX),
+            patient=patient, prescriber_id=patient.prescriber_id, program_id=patient.program_id,
+            product_id=product_id, quantity=quantity, days_supply=days_supply, risk_category=patient.risk_category,
             rule_set=decision.rule_set, status=PrescriptionStatus.ISSUED, issued_at=now,
             expires_at=decision.expires_at, status_changed_at=now, decision_id=entry_id,
         )
+        _prescription_insert(prescription)
     entry = log_entry_write(
         entry_id=entry_id, actor=actor, action=Action.PRESCRIPTION_AUTHORIZE, outcome=decision.status,
         object_type="prescription", object_id=prescription.pk if prescription else "",
-        program=program.slug, patient_id=patient.pk, prescriber_id=patient.prescriber_id,
+        program=program_slug, patient_id=patient.pk, prescriber_id=patient.prescriber_id,
         prescription_id=prescription.pk if prescription else None, rule_set=decision.rule_set,
         checks=gates.checks_as_json(decision), facts=gates.facts_for_log(decision_facts), now=now,
         detail={

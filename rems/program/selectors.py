@@ -2,6 +2,8 @@
 the parties' certifications, as the gate engine's facts. Read-only. What each caller may see is decided in
 `rems.interfaces.scoping`."""
 
+import json
+
 from django.db import connection
 from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q
 
@@ -32,12 +34,49 @@ def rule_set_in_force(*, program, now):
     gate engine denies on it."""
     rule_set = rule_set_row_in_force(program=program, now=now)
     if rule_set is None:
-        return RuleSetFact(label=f"{program.slug}@none", parameters=None, problem="no rule set in force")
-    label = f"{program.slug}@{rule_set.version}"
+        return _no_rule_set(program.slug)
+    return _rule_set_fact(f"{program.slug}@{rule_set.version}", rule_set.parameters)
+
+
+def _no_rule_set(slug):
+    return RuleSetFact(label=f"{slug}@none", parameters=None, problem="no rule set in force")
+
+
+def _rule_set_fact(label, parameters):
     try:
-        return RuleSetFact(label=label, parameters=RuleParameters.from_dict(rule_set.parameters))
+        return RuleSetFact(label=label, parameters=RuleParameters.from_dict(parameters))
     except InvalidRuleSet as exc:
         return RuleSetFact(label=label, parameters=None, problem=f"rule set {label} is invalid: {exc}")
+
+
+# Rule sets held in this process, validated, by row and row version (`id:xmin`). Which rule set is in force is
+# read from the database by every decision, under the shared lock (`rule_set_for_decision`, or the decisions' own
+# first statement); what is held is only its parsing. A loaded rule set never changes, and were its row ever
+# changed, its xmin would change too and it would be read and parsed anew. A handful of rows per program.
+_HELD = {}
+
+
+def rule_set_keys_held():
+    """The keys (`id:xmin`) of the rule sets held in this process: a decision's statement need not send their
+    parameters again."""
+    return list(_HELD)
+
+
+def rule_set_fact_held(*, key, slug, version, parameters):
+    """The fact of the rule set in force that a decision's statement found: `key` is its `id:xmin` (None: no rule
+    set in force), `parameters` its stored parameters, or None when the statement did not send them because this
+    process holds them."""
+    if key is None:
+        return _no_rule_set(slug)
+    fact = _HELD.get(key)
+    if fact is None:
+        if parameters is None:  # held when the statement was prepared, gone since: read them again
+            parameters = RuleSet.objects.filter(pk=int(key.partition(":")[0])).values_list("parameters", flat=True).first()
+        elif isinstance(parameters, str):
+            parameters = json.loads(parameters)
+        fact = _rule_set_fact(f"{slug}@{version}", parameters)
+        _HELD[key] = fact
+    return fact
 
 
 def rule_set_row_in_force(*, program, now):

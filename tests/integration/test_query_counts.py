@@ -20,16 +20,18 @@ pytestmark = pytest.mark.django_db
 NDC = "59572-0504-21"
 SHORT, LONG = 2, 500  # pregnancy tests on file
 
-# The decisions, in the service (no HTTP).
-PRESCRIPTION_DECISION = 13
-DISPENSE_DECISION = 11
+# The decisions, in the service (no HTTP). The prescription decision: the patient's row and the rule sets locked,
+# the facts, the authorization, the log entry. The dispense decision: the pharmacy's turn on the number and the
+# rule sets locked, the failed-match lock, the facts, the authorization taken with the RDA, the log entry.
+PRESCRIPTION_DECISION = 4
+DISPENSE_DECISION = 5
 # The pages, from the signed-in session to the rendered page.
 PAGES = {
     "patient list": 11,
     "patient page": 16,
     "prescription page": 6,  # the category's label comes from the rule set
     "counter": 5,
-    "counter decision": 17,
+    "counter decision": 11,
     "dispense page": 4,
     "dispense list": 5,
     "compliance log": 3,
