@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from . import gates, reminders, timing
+from .identifiers import authorization_number_display
 from .wording import day, plural, when
 
 OK = "ok"
@@ -39,8 +40,13 @@ def _state_for(due_at, now):
 
 
 def next_prescription_from(history, params, now):
-    """The first moment the next prescription can be asked for (the supply last dispensed nearly used up)."""
-    return max(timing.next_fill_from(params, history.last_dispense) or now, now)
+    """The first moment the next prescription can be asked for: once the supply last dispensed is nearly used up
+    (NEXT_FILL_TIMING), and not while an authorization is open (ONE_OPEN_PRESCRIPTION): at the earliest when it
+    lapses, and if it is dispensed, once that supply is nearly used up."""
+    moments = [now, timing.next_fill_from(params, history.last_dispense) or now]
+    if history.open_prescription is not None:
+        moments.append(history.open_prescription.expires_at)
+    return max(moments)
 
 
 def _before_therapy(patient, history, params, now):
@@ -184,7 +190,8 @@ def _authorization(history, now):
     soon = open_rx.expires_at - now <= reminders.AUTHORIZATION_WARNING
     return DueItem(
         "authorization", "Open authorization", DUE_SOON if soon else OK,
-        f"{open_rx.authorization_number} lapses {when(open_rx.expires_at)} if not dispensed.",
+        f"{authorization_number_display(open_rx.authorization_number)} lapses {when(open_rx.expires_at)} if not "
+        "dispensed.",
         open_rx.expires_at,
     )
 

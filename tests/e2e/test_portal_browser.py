@@ -440,6 +440,7 @@ def test_a_pharmacist_is_refused_for_a_stale_pregnancy_test_and_an_auditor_finds
     expect(page.get_by_role("heading", name="Compliance log")).to_be_visible()
     a.check("audit")
     # a check code in any case
+    page.get_by_text("More filters").click()
     page.get_by_label("Failed check code").fill("authorization_not_expired")
     page.get_by_role("button", name="Search").click()
     rows = page.locator("table.log tbody tr")

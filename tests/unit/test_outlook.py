@@ -167,3 +167,32 @@ def test_whenever_the_list_says_ok_for_tests_and_attestation_a_prescription_now_
             failed = {c.code for c in prescription_decide(facts=facts, now=NOW).checks if not c.passed}
             assert not failed & codes, (test_days, attested_days, dispensed_days, failed)
     assert seen_ok >= 4  # the grid does reach the OK side
+
+
+def test_while_an_authorization_is_open_what_the_next_one_needs_is_not_missing():
+    """ONE_OPEN_PRESCRIPTION: no next prescription can be asked for before the open one lapses; what it will
+    need is due from then, not missing now."""
+    issued_at = NOW - HOUR
+    open_rx = OpenPrescriptionFact("P123", issued_at + 7 * DAY)
+    for category, attested in (("FRP_ADULT", contraception(issued_at - HOUR)),
+                               ("MALE_ADULT", male_counseling(issued_at - HOUR))):
+        history = PatientHistory(tests=(negative_test(NOW - 2 * HOUR), negative_test(NOW - 12 * DAY)),
+                                 contraception=attested if category == "FRP_ADULT" else None,
+                                 male_counseling=attested if category == "MALE_ADULT" else None,
+                                 previous_prescription_issued_at=issued_at, open_prescription=open_rx)
+        result = items(category, history=history)
+        assert {i.state for i in result.values()} <= {outlook.OK, outlook.DUE_SOON}, result
+        assert result["attestation"].due_at == open_rx.expires_at
+
+
+def test_right_after_a_first_dispense_nothing_is_missing_or_overdue():
+    dispensed_at = NOW - HOUR
+    for category, attested in (("FRP_ADULT", contraception(NOW - 3 * HOUR)),
+                               ("MALE_ADULT", male_counseling(NOW - 3 * HOUR))):
+        history = PatientHistory(
+            tests=(negative_test(NOW - 4 * HOUR), negative_test(NOW - 12 * DAY)),
+            contraception=attested if category == "FRP_ADULT" else None,
+            male_counseling=attested if category == "MALE_ADULT" else None,
+            previous_prescription_issued_at=NOW - 2 * HOUR, last_dispense=dispense_fact(dispensed_at, 21))
+        result = items(category, therapy_started_at=dispensed_at, history=history)
+        assert {i.state for i in result.values()} == {outlook.OK}, result

@@ -91,9 +91,13 @@ def _product_label(product):
     return f"{product.ndc} · {product.name}"
 
 
-def _package_sizes(products):
-    """The attributes that let the page's script set the quantity to the chosen product's package."""
-    return {"data-package-sizes": json.dumps({p.ndc: p.package_size for p in products})}
+def _package_sizes(products, *, preset):
+    """The attributes that let the page's script set the quantity to the chosen product's package (`preset`: the
+    quantity shown is not one that was typed)."""
+    attrs = {"data-package-sizes": json.dumps({p.ndc: p.package_size for p in products})}
+    if preset:
+        attrs["data-quantity-preset"] = ""
+    return attrs
 
 
 def _one_package_size(products):
@@ -226,7 +230,7 @@ class AuthorizeForm(forms.Form):
             self.fields["ndc"].initial = products[0].ndc
         # The quantity of one package of the product, and the program's longest supply.
         self.fields["quantity"].initial = _one_package_size(products)
-        self.fields["quantity"].widget.attrs.update(_package_sizes(products))
+        self.fields["quantity"].widget.attrs.update(_package_sizes(products, preset=not self.is_bound))
         self.fields["quantity"].help_text = "Set to one package of the product chosen; change it if needed."
         if params is not None:
             self.fields["days_supply"].initial = params.max_days_supply
@@ -250,7 +254,7 @@ class CounterForm(forms.Form):
             groups.setdefault(p.program.name, []).append((p.ndc, _product_label(p)))
         self.fields["ndc"].choices = [("", "Choose the product")] + list(groups.items())
         self.fields["ndc"].widget.attrs.update({"data-product-from-number": "id_authorization_number"})
-        self.fields["quantity"].widget.attrs.update(_package_sizes(products))
+        self.fields["quantity"].widget.attrs.update(_package_sizes(products, preset=not self.is_bound))
 
 
 COUNSELING_POINTS = [
@@ -328,8 +332,7 @@ def _action_choices():
 
 OUTCOMES = ["approved", "denied", "recorded", "succeeded", "failure", "refused", "locked", "expired", "cancelled",
             "reversed", "dispensed"]
-KINDS = [("records", "Decisions and records (no security events)"), ("security", "Security events only"),
-         ("all", "Everything")]
+KINDS = [("records", "Decisions and records"), ("security", "Security events"), ("all", "Both")]
 _NPI, _NCPDP = re.compile(r"^[0-9]{10}$"), re.compile(r"^[0-9]{7}$")
 
 
@@ -375,11 +378,18 @@ class AuditSearchForm(forms.Form):
     occurred_from = DayField(required=False, label="From (inclusive)")
     occurred_to = DayField(required=False, label="To (inclusive)")
 
+    # The filters shown first; the others fold away until one is used.
+    MAIN = ("kind", "action", "outcome", "patient", "occurred_from", "occurred_to")
+
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.user = user
         self.fields["program"].choices = [("", "Any program")] + [
             (p.slug, p.name) for p in Program.objects.order_by("slug")]
+
+    @property
+    def more_given(self):
+        return self.is_bound and any(self.data.get(name) for name in self.fields if name not in self.MAIN)
 
     def clean_prescription(self):
         text = self.cleaned_data["prescription"].strip()

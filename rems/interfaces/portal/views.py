@@ -143,8 +143,14 @@ def patient_list(request):
         patients = patients.filter(Q(last_name__icontains=query) | Q(first_name__icontains=query))
     paginator = Paginator(patients.order_by("last_name", "first_name", "pk"), PAGE_SIZE)
     page_obj = paginator.get_page(request.GET.get("page"))
-    outlooks = patient_outlooks(patients=list(page_obj.object_list), now=_now())
-    rows = [{"patient": p, "items": outlooks[p.pk]} for p in page_obj.object_list]
+    now = _now()
+    outlooks = patient_outlooks(patients=list(page_obj.object_list), now=now)
+    params = {}
+    for p in page_obj.object_list:
+        if p.program_id not in params:
+            params[p.program_id] = rule_set_in_force(program=p.program, now=now).parameters
+    rows = [{"patient": p, "items": outlooks[p.pk], "risk_label": category_label(params[p.program_id], p.risk_category)}
+            for p in page_obj.object_list]
     return render(request, "portal/patient_list.html",
                   {"rows": rows, "page_obj": page_obj, "query": query, "search": search})
 
@@ -267,11 +273,28 @@ def patient_decision(request, pk, decision):
     if entry.prescription_id and entry.outcome == "approved":
         return redirect("portal:prescription", pk=entry.prescription_id)
     failed, passed = explained(entry.checks, PRESCRIBER, rule_set_parameters(entry.rule_set), patient.risk_category)
+    for check in failed:
+        if request.user.role in PRESCRIBER_OFFICE and check["code"] not in _NOTHING_TO_RECORD:
+            check["form"] = _FORM_FOR_CHECK.get(check["code"].split("_")[0])
     shown = {"failed": failed, "passed": passed, "rule_set": entry.rule_set, "decision_id": entry.id,
              "decided_at": entry.occurred_at}
     if party_is_barred(request.user):
         return render(request, "portal/decision_page.html", {"decision": shown})
     return render(request, "portal/patient_detail.html", _patient_context(request, patient, decision=shown))
+
+
+# Where on the patient's page a failed check is put right: (the panel's anchor, the link's words).
+_FORM_FOR_CHECK = {
+    "PREGNANCY": ("test-title", "Record a pregnancy test"),
+    "CONTRACEPTION": ("attestation-title", "Record a contraception attestation"),
+    "MALE": ("counseling-title", "Record the counseling"),
+    "COUNSELING": ("counseling-title", "Record the counseling"),
+    "SURVEY": ("survey-title", "Record the survey"),
+    "DAYS": ("rx-title", "Change the request"),
+    "QUANTITY": ("rx-title", "Change the request"),
+    "PRODUCT": ("rx-title", "Change the request"),
+}
+_NOTHING_TO_RECORD = {"PREGNANCY_TEST_NEGATIVE", "PREGNANCY_TEST_LOCKOUT"}
 
 
 def _patient_form_post(request, patient, *, form_name, form, record, success):

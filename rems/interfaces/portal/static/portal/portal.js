@@ -40,7 +40,8 @@
   function watchPackageSize(quantity) {
     var sizes = JSON.parse(quantity.getAttribute("data-package-sizes") || "{}");
     var controls = quantity.form ? quantity.form.querySelectorAll("[name$='ndc']") : [];
-    var lastSet = quantity.value;
+    // A quantity the page came with is the product's package (a new form), or what was typed (a form sent back).
+    var lastSet = quantity.hasAttribute("data-quantity-preset") ? quantity.value : "";
     function chosen() {
       for (var i = 0; i < controls.length; i++) {
         var c = controls[i];
@@ -56,7 +57,6 @@
       }
     }
     Array.prototype.forEach.call(controls, function (c) { c.addEventListener("change", update); });
-    update();
   }
 
   // At the counter, the product is chosen from the authorization once its number is well formed.
@@ -83,7 +83,7 @@
     var live = document.getElementById(input.id + "_live");
     var prefix = input.getAttribute("data-number-prefix");
     var kind = input.getAttribute("data-number-kind");
-    var looked = "";
+    var looked = normalise(input.value);  // a number the page came with was looked up when it was typed
     function update() {
       var problem = numberProblem(input.value, prefix, kind);
       var length = normalise(input.value).length;
