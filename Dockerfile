@@ -13,6 +13,8 @@ RUN REMS_ENV=production SECRET_KEY=collectstatic-only-$(python -c 'import secret
 USER rems
 
 EXPOSE 8000
-# Long enough for a streamed export or a verification of a large log.
+# With threads, gunicorn's --timeout restarts a worker process that stops answering its arbiter, not a long
+# request: a streamed export or a verification of a large log runs past it. What bounds a request is the service's
+# own limits on every database and broker wait (docs/operations.md, "Degraded mode").
 CMD ["gunicorn", "rems.config.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "4", "--threads", "4", \
-     "--timeout", "300", "--access-logfile", "-"]
+     "--timeout", "30", "--graceful-timeout", "30", "--access-logfile", "-"]

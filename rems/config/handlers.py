@@ -48,6 +48,20 @@ def handler500(request):
     return _json_problem(500, "The service could not complete this request; nothing was approved.")
 
 
+UNAVAILABLE = "The service could not complete this request just now; nothing was approved or recorded. Try again."
+
+
+def database_unavailable(request):
+    """The database did not answer in time: 503, nothing done. The page is plain text, since rendering the portal's
+    templates could query the database again."""
+    if _page(request):
+        response = HttpResponse(UNAVAILABLE, status=503, content_type="text/plain; charset=utf-8")
+    else:
+        response = _json_problem(503, UNAVAILABLE)
+    response["Retry-After"] = "1"
+    return response
+
+
 def csrf_failure(request, reason=""):
     if _page(request):
         return _html(request, 403, "portal/refused.html",

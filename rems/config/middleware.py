@@ -1,13 +1,22 @@
+import logging
 import re
 import uuid
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError, connection
 from django.utils import timezone
 
 from rems.compliance_log.writer import request_id_var
 
+from .handlers import database_unavailable
+from .postgresql.base import wait_limit_set
+
+logger = logging.getLogger(__name__)
+
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# The health checks: nothing on their way may read the session (a browser may send its cookie) or the database.
+HEALTH_PATHS = ("/healthz", "/readyz")
 
 
 class RequestIdMiddleware:
@@ -57,6 +66,8 @@ class UserTimeZoneMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
+        if request.path in HEALTH_PATHS:
+            return self.get_response(request)
         zone = request.session.get("time_zone") if hasattr(request, "session") else None
         if zone:
             timezone.activate(ZoneInfo(zone))
@@ -64,3 +75,79 @@ class UserTimeZoneMiddleware:
             return self.get_response(request)
         finally:
             timezone.deactivate()
+
+
+class LongDatabaseWorkMiddleware:
+    """The views of `REMS_DB_LONG_VIEWS` (the auditor's exports, the log's verification, the reports) read the
+    whole log in one statement: for them alone the server's `statement_timeout` and the wait for each reply are
+    raised to `REMS_DB_LONG_STATEMENT_TIMEOUT`, until the response, streamed or not, has been sent. Every other
+    request keeps the limits every connection starts with (rems/config/settings.py)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.views = frozenset(settings.REMS_DB_LONG_VIEWS)
+        self.seconds = settings.REMS_DB_LONG_STATEMENT_TIMEOUT
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        lifted = getattr(request, "long_database_work", None)
+        if lifted is None:
+            return response
+        if response.streaming:
+            response.streaming_content = self._then_restore(response.streaming_content, lifted)
+        else:
+            lifted.restore()
+        return response
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        match = request.resolver_match
+        if match is not None and match.view_name in self.views:
+            request.long_database_work = _LongDatabaseWork(self.seconds)
+
+    @staticmethod
+    def _then_restore(content, lifted):
+        try:
+            yield from content
+        finally:
+            lifted.restore()
+
+
+class _LongDatabaseWork:
+    def __init__(self, seconds):
+        self.previous_wait_limit = wait_limit_set(seconds)
+        self.raw = None
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT set_config('statement_timeout', %s, false)", [f"{round(seconds * 1000)}"])
+            self.raw = connection.connection
+        except (OperationalError, InterfaceError):
+            pass  # the view meets the same error and answers it
+
+    def restore(self):
+        wait_limit_set(self.previous_wait_limit)
+        if self.raw is None or connection.connection is not self.raw:
+            return  # a new connection starts with the usual limits
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("RESET statement_timeout")
+        except Exception:  # noqa: BLE001 - a connection that cannot be reset is not used again
+            logger.warning("statement_timeout could not be reset; closing the connection")
+            connection.close()
+
+
+class DatabaseUnavailableMiddleware:
+    """A page or a health check whose database did not answer in time (or was unreachable, or cancelled the
+    statement) is a 503 that says nothing was done, not a 500. The API's views answer such errors themselves
+    (rems/interfaces/api/problems.py), in the same words."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if isinstance(exception, (OperationalError, InterfaceError)):
+            logger.warning("database unavailable, answered with 503: %s", type(exception).__name__)
+            return database_unavailable(request)
+        return None

@@ -82,6 +82,10 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "rems.config.middleware.ContentSecurityPolicyMiddleware",
+    # Nearest the views: the longer database limits of the auditor's whole-log views, and 503 for a database that
+    # did not answer (docs/operations.md, "Degraded mode").
+    "rems.config.middleware.LongDatabaseWorkMiddleware",
+    "rems.config.middleware.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "rems.config.urls"
@@ -111,6 +115,60 @@ DATABASE_URL = os.environ.get("DATABASE_URL") or (
     if REMS_ENV == "development" and _EMBEDDED_URL_FILE.exists()
     else "postgresql://postgres@127.0.0.1:5432/rems"
 )
+
+
+# --- Bounded waits (docs/operations.md, "Degraded mode") -----------------------------------------------------
+# A process that serves (gunicorn, runserver, a Celery worker or beat, the tests) never waits on the database
+# without bound. A management command (migrate, verify_log, load_program) is watched by whoever runs it and may
+# rightly run long: it gets none of the statement and wait limits below unless they are set in its environment.
+def is_management_command(argv):
+    """Whether this process (its `sys.argv`) runs a management command other than `runserver`."""
+    program = Path(argv[0]).name if argv else ""
+    if program in {"manage.py", "django-admin"} or argv[:1] and argv[0].endswith("django/__main__.py"):
+        return len(argv) > 1 and argv[1] != "runserver"
+    return False
+
+
+_SERVING = not is_management_command(sys.argv)
+
+
+def _seconds(name, serving_default, other_default=0.0):
+    """A duration in seconds from the environment; 0 means no limit."""
+    raw = os.environ.get(name)
+    try:
+        value = float(raw) if raw is not None else (serving_default if _SERVING else other_default)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number of seconds, not {raw!r}") from None
+    if value < 0:
+        raise ImproperlyConfigured(f"{name} must not be negative")
+    return value
+
+
+# Server side, per statement: a decision makes about a dozen statements of a few milliseconds each. A statement
+# still running after REMS_DB_STATEMENT_TIMEOUT is cancelled by the server; a lock not granted within
+# REMS_DB_LOCK_TIMEOUT ends the wait; a session idle inside a transaction for REMS_DB_IDLE_IN_TRANSACTION_TIMEOUT
+# is ended, so that no lost client holds row locks.
+REMS_DB_STATEMENT_TIMEOUT = _seconds("REMS_DB_STATEMENT_TIMEOUT", 5)
+REMS_DB_LOCK_TIMEOUT = _seconds("REMS_DB_LOCK_TIMEOUT", 3)
+REMS_DB_IDLE_IN_TRANSACTION_TIMEOUT = _seconds("REMS_DB_IDLE_IN_TRANSACTION_TIMEOUT", 60)
+# Client side, per reply (rems/config/postgresql/base.py): a server that does not answer at all (frozen) is given
+# up after REMS_DB_WAIT_TIMEOUT, 2 s after the server would have cancelled the statement itself; a connection's
+# health check (its first query in a request) after REMS_DB_PING_TIMEOUT; a new connection after
+# REMS_DB_CONNECT_TIMEOUT. So a request whose server stops answering fails within 2 + 3 s when its connection is
+# found dead at its first query, and within 7 s when the server freezes under one of its statements.
+REMS_DB_WAIT_TIMEOUT = _seconds("REMS_DB_WAIT_TIMEOUT", (REMS_DB_STATEMENT_TIMEOUT or 5) + 2)
+REMS_DB_PING_TIMEOUT = _seconds("REMS_DB_PING_TIMEOUT", 2, 2)
+REMS_DB_CONNECT_TIMEOUT = max(1, round(_seconds("REMS_DB_CONNECT_TIMEOUT", 3, 3)))
+# The auditor's exports and the log's verification read the whole log in one statement: their views (by URL name)
+# get REMS_DB_LONG_STATEMENT_TIMEOUT instead (rems/config/middleware.py).
+REMS_DB_LONG_STATEMENT_TIMEOUT = _seconds("REMS_DB_LONG_STATEMENT_TIMEOUT", 600)
+REMS_DB_LONG_VIEWS = ("audit-export-csv", "audit-export-jsonl", "audit-verify", "portal:audit-export")
+
+
+def _ms(seconds):
+    return f"{round(seconds * 1000)}ms"
+
+
 DATABASES = {
     "default": dj_database_url.parse(
         DATABASE_URL,
@@ -118,17 +176,36 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+DATABASES["default"]["ENGINE"] = "rems.config.postgresql"
 DATABASES["default"].setdefault("OPTIONS", {})
-# A decision that cannot reach the database in time is refused, not left hanging.
-DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", 5)
+DATABASES["default"]["OPTIONS"].update({
+    # A decision that cannot reach the database in time is refused, not left hanging.
+    "connect_timeout": REMS_DB_CONNECT_TIMEOUT,
+    # A server whose host or network is gone is noticed on an idle connection within 10 + 3 x 3 s, and on one
+    # waiting for acknowledgements within 10 s, instead of the kernel's 2 hours and 15 minutes.
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 3,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 10_000,
+})
 DATABASES["default"]["TEST"] = {"NAME": os.environ.get("TEST_DATABASE_NAME", "test_rems")}
 # DATABASE_ROLE: the role the application acts as once connected (SET ROLE), e.g. rems_app, which may only read
 # and append the compliance log. Migrations run without it, as the tables' owner.
 DATABASE_ROLE = os.environ.get("DATABASE_ROLE", "").strip()
-if DATABASE_ROLE:
-    if not DATABASE_ROLE.replace("_", "").isalnum():
-        raise ImproperlyConfigured("DATABASE_ROLE must be a plain role name.")
-    DATABASES["default"]["OPTIONS"]["options"] = f"-c role={DATABASE_ROLE}"
+if DATABASE_ROLE and not DATABASE_ROLE.replace("_", "").isalnum():
+    raise ImproperlyConfigured("DATABASE_ROLE must be a plain role name.")
+# Session settings given at connection, one `-c name=value` each (settings that follow add theirs to the string).
+DATABASES["default"]["OPTIONS"]["options"] = " ".join(
+    f"-c {name}={value}"
+    for name, value in (
+        ("role", DATABASE_ROLE),
+        ("statement_timeout", _ms(REMS_DB_STATEMENT_TIMEOUT)),
+        ("lock_timeout", _ms(REMS_DB_LOCK_TIMEOUT)),
+        ("idle_in_transaction_session_timeout", _ms(REMS_DB_IDLE_IN_TRANSACTION_TIMEOUT)),
+    )
+    if value and value != "0ms"
+)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -198,9 +275,29 @@ if PRODUCTION:
 # development service needs no server set up by hand. Tests and production give a Redis URL.
 LOCAL_STATE_DIR = _LOCAL_DIR
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# The longest any call to the broker may wait (connect, publish, read a reply), in seconds.
+REMS_BROKER_TIMEOUT = _seconds("REMS_BROKER_TIMEOUT", 3, 3) or 3
+# /readyz answers within this many seconds whatever its database and broker probes are waiting for.
+REMS_READYZ_TIMEOUT = _seconds("REMS_READYZ_TIMEOUT", 2, 2) or 2
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": 3600,
+        # No call to Redis waits longer than REMS_BROKER_TIMEOUT: connecting, publishing, reading a reply (a
+        # worker's blocking read for the next task waits 1 s at a time, well within it).
+        "socket_connect_timeout": REMS_BROKER_TIMEOUT,
+        "socket_timeout": REMS_BROKER_TIMEOUT,
+        "socket_keepalive": True,
+        "retry_on_timeout": False,
+        # A pooled connection idle this long is pinged before it is used again, so a dead one is replaced.
+        "health_check_interval": 25,
+        # Publishing: one more connection attempt at most, then the error (a publish is never what a request waits
+        # for: rems/program/notifications.py).
+        "max_retries": 1,
+        "interval_start": 0,
+        "interval_step": 0.5,
+        "interval_max": 1,
+    }
 else:
     _broker_dir = LOCAL_STATE_DIR / "broker"
     CELERY_BROKER_URL = "filesystem://"
@@ -219,8 +316,10 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# Publishing must never hang a request: a broker outage is noticed within a second or two.
-CELERY_BROKER_CONNECTION_TIMEOUT = 2
+# Publishing never hangs a request (requests do not publish; see rems/program/notifications.py), and a broker
+# outage is noticed within REMS_BROKER_TIMEOUT by whoever does publish.
+CELERY_BROKER_CONNECTION_TIMEOUT = REMS_BROKER_TIMEOUT
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
 CELERY_BEAT_SCHEDULE_FILENAME = str(LOCAL_STATE_DIR / "celerybeat-schedule")
 
 # --- REST framework -------------------------------------------------------------------------------------

@@ -16,4 +16,8 @@ from .settings import *  # noqa: E402,F403
 
 # The test database is reset between transactional tests by TRUNCATE, which the compliance log refuses unless
 # the table owner asks for it in the session (see rems/compliance_log/sql.py).
-DATABASES["default"]["OPTIONS"]["options"] = "-c rems.allow_log_truncate=on"  # noqa: F405
+_ALLOW_LOG_TRUNCATE = "-c rems.allow_log_truncate=on"
+# Added to the session settings that settings.py gives every connection (its timeouts, DATABASE_ROLE).
+DATABASES["default"]["OPTIONS"]["options"] = " ".join(  # noqa: F405
+    part for part in (DATABASES["default"]["OPTIONS"].get("options", ""), _ALLOW_LOG_TRUNCATE) if part  # noqa: F405
+)

@@ -1,12 +1,21 @@
 """Reminders and alerts: planned as rows in the database, then delivered by email (and listed in the app).
 
 Nothing is held only in the broker. A notification is stored first, in the transaction of whatever caused it;
-a task is enqueued after commit to deliver it at once, and the periodic delivery sweep sends whatever is due and
+after commit a task to deliver it at once is published, and the periodic delivery sweep sends whatever is due and
 still pending, so a lost message, a dead worker or a broker outage only delays a delivery. Delivery locks the
 row (`FOR UPDATE SKIP LOCKED`) and sends only what is still pending, so a task delivered twice sends once.
+
+The request that stored an alert never waits for the broker: it hands the ids to this process's publisher
+thread and answers. The thread publishes them (each call bounded by `REMS_BROKER_TIMEOUT`); if the broker is
+down or frozen, or the process ends first, the delivery sweep sends them once it can, within a minute of the
+broker being back. So a frozen Redis delays an alert; it never delays, fails or loses the decision that raised
+it, and the alert itself is never lost.
 """
 
 import logging
+import os
+import queue
+import threading
 import uuid
 from datetime import timedelta
 
@@ -73,14 +82,53 @@ def notification_create(*, recipients, kind, subject_type, subject_id, due_on, s
 
 
 def _enqueue(ids, priority):
-    queue = settings.REMS_ALERTS_QUEUE if priority == HIGH else settings.CELERY_TASK_DEFAULT_QUEUE
+    queue_name = settings.REMS_ALERTS_QUEUE if priority == HIGH else settings.CELERY_TASK_DEFAULT_QUEUE
+    _publisher.submit([str(i) for i in ids], queue_name)
+
+
+def _publish(ids, queue_name):
     for notification_id in ids:
         try:
-            current_app.send_task(DELIVER_NOTIFICATION_TASK, args=[str(notification_id)], queue=queue, retry=False)
+            current_app.send_task(DELIVER_NOTIFICATION_TASK, args=[notification_id], queue=queue_name)
         except Exception as exc:  # noqa: BLE001 - the delivery sweep sends them once the broker is back
             logger.warning("broker unavailable, %d notification(s) left to the delivery sweep: %s",
                            len(ids), type(exc).__name__)
-            return  # one failed publish is enough to know; do not hold the request up once per recipient
+            return  # one failed publish is enough to know; the rest would wait as long
+
+
+class _Publisher:
+    """One thread per process that publishes the tasks of new notifications, so that no request waits for the
+    broker. At most `LIMIT` batches wait for it; beyond that (a broker frozen for long), they are left to the
+    delivery sweep."""
+
+    LIMIT = 1000
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._pid = None
+        self._queue = None
+
+    def submit(self, ids, queue_name):
+        try:
+            self._started().put_nowait((ids, queue_name))
+        except queue.Full:
+            logger.warning("%d notification(s) left to the delivery sweep: the publisher is behind", len(ids))
+
+    def _started(self):
+        with self._lock:
+            if self._pid != os.getpid():  # first use, or a process forked from one that had started it
+                self._queue = queue.Queue(maxsize=self.LIMIT)
+                threading.Thread(target=self._run, args=(self._queue,), name="rems-publisher", daemon=True).start()
+                self._pid = os.getpid()
+            return self._queue
+
+    @staticmethod
+    def _run(batches):
+        while True:
+            _publish(*batches.get())
+
+
+_publisher = _Publisher()
 
 
 def prescriber_office(prescriber_id):
