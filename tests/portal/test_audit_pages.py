@@ -95,3 +95,64 @@ def test_hostile_log_searches_are_refused_on_the_form(world, browser, query):
 @pytest.mark.parametrize("query", [{"occurred_to": "9999-12-31"}, {"pharmacy": "x"}, {"period": "minute"}])
 def test_hostile_report_queries_are_refused_on_the_form(world, browser, query):
     assert browser(world["auditor_user"]).get("/reports/", query).status_code == 400
+
+
+def _rows(page):
+    return re.findall(r'<tr><td data-label="#">(\d+)</td>', page)
+
+
+def test_parties_are_found_by_name_or_number_and_filters_ignore_case(world, browser, decisions):
+    from rems.compliance_log.models import ComplianceLogEntry
+    from rems.core.identifiers import authorization_number_display
+
+    client = browser(world["auditor_user"])
+    patient, party = decisions.patient, world["ours"]
+    about_patient = ComplianceLogEntry.objects.filter(patient_id=patient.pk).exclude(action__startswith="security.")
+    for text in (f"{patient.first_name.upper()} {patient.last_name.lower()}", patient.last_name, str(patient.pk)):
+        assert len(_rows(client.get("/audit/", {"patient": text}).content.decode())) == about_patient.count(), text
+    assert _rows(client.get("/audit/", {"patient": "nobody by this name"}).content.decode()) == []
+    # "Denied" is "denied"; a check code in lower case is the code
+    for query in ({"outcome": "Denied"}, {"outcome": "DENIED"}, {"failed_check": "patient_dob_match"}):
+        assert len(_rows(client.get("/audit/", query).content.decode())) == 1, query
+    # the prescriber by NPI, the pharmacy by NCPDP ID or name, the prescription by its number as printed
+    by_npi = _rows(client.get("/audit/", {"prescriber": party.prescriber.npi}).content.decode())
+    assert len(by_npi) == ComplianceLogEntry.objects.filter(prescriber_id=party.prescriber.pk).exclude(
+        action__startswith="security.").count() > 0
+    at_pharmacy = ComplianceLogEntry.objects.filter(pharmacy_id=party.pharmacy.pk).exclude(
+        action__startswith="security.").count()
+    for text in (party.pharmacy.ncpdp_id, party.pharmacy.name):
+        assert len(_rows(client.get("/audit/", {"pharmacy": text}).content.decode())) == at_pharmacy > 0, text
+    number = authorization_number_display(decisions.authorization_number).lower()
+    assert len(_rows(client.get("/audit/", {"prescription": number}).content.decode())) == 4
+
+
+def test_security_events_are_apart_from_decisions(world, browser, decisions):
+    from django.test import Client
+
+    Client().post("/login", {"username": world["auditor_user"].username, "password": "wrong"})
+    client = browser(world["auditor_user"])
+    def actions(query):
+        return set(re.findall(r'<td data-label="Action" class="code-like">([a-z_.]+)</td>',
+                              client.get("/audit/", query).content.decode()))
+
+    assert "security.login_failed" not in actions({}) and "dispense_authorization.request" in actions({})
+    assert actions({"kind": "security"}) == {"security.login_failed"}
+    assert {"security.login_failed", "dispense_authorization.request"} <= actions({"kind": "all"})
+    # the export is what was searched
+    export = client.get("/audit/export.csv", {"kind": "security"})
+    assert all(line.split(",")[4].startswith("security.")
+               for line in b"".join(export.streaming_content).decode().strip().splitlines()[1:])
+
+
+def test_reports_show_every_period_and_ties_and_minutes(world, browser, decisions):
+    from rems.interfaces.portal import charts
+
+    client = browser(world["auditor_user"])
+    today = timezone.localdate()
+    page = client.get("/reports/", {"period": "day", "occurred_from": str(today - timedelta(days=6)),
+                                    "occurred_to": str(today)}).content.decode()
+    # every day of the range in each of the three charts: no decision is zero, no dispense is "no dispenses"
+    assert page.count("<th scope=\"row\">") == 3 * 7 and "no dispenses" in page
+    assert charts.top_codes({"A": 3, "B": 2, "C": 2, "D": 2, "E": 1, "F": 1, "G": 1}, top=5) == list("ABCDEFG")
+    assert charts.top_codes({"A": 3, "B": 2, "C": 2, "D": 2, "E": 2, "F": 1}, top=5) == list("ABCDE")
+    assert charts.duration(0.25) == "15 min" and charts.duration(5) == "5.0 h" and charts.duration(96) == "4.0 days"

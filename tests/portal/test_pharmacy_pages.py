@@ -162,3 +162,17 @@ def test_the_counter_chooses_the_product_from_the_number_and_offers_none_before(
     assert found == {"ndc": POMALIDOMIDE_4MG}
     for number in ("", "P123", mistyped(prescription.authorization_number)):
         assert client.get("/counter/product", {"number": number}).json() == {"ndc": ""}
+
+
+def test_states_are_worded_for_what_happened(world, browser, prescription):
+    from datetime import timedelta
+
+    from dispensing.models import Prescription
+
+    office = browser(world["ours"].users["prescriber"])
+    page = office.get(f"/prescriptions/{prescription.pk}/").content.decode()
+    assert "Open: waiting for a pharmacy" in page and "Valid until" in page
+    # past its end, it has lapsed, whether or not the sweep has marked it yet
+    Prescription.objects.filter(pk=prescription.pk).update(expires_at=timezone.now() - timedelta(minutes=1))
+    page = office.get(f"/prescriptions/{prescription.pk}/").content.decode()
+    assert "Lapsed undispensed" in page and "Valid until" not in page and "Open:" not in page

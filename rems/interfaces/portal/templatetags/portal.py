@@ -1,8 +1,10 @@
 """How the portal prints what people read off a page: numbers in groups, states in words."""
 
 from django import template
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from dispensing.models import OPEN_PRESCRIPTION_STATUSES, DispenseStatus
 from rems.core.identifiers import authorization_number_display
 
 register = template.Library()
@@ -34,14 +36,32 @@ def number(value):
                        format_html_join("", '<span class="number-group">{}</span>', ((g,) for g in groups)))
 
 
-@register.filter
-def prescription_state(status):
-    return PRESCRIPTION_STATES.get(status, status)
+def _lapsed(record, open_statuses):
+    # Past its end, an open record has lapsed, whether or not the periodic sweep has marked it yet.
+    return record.status in open_statuses and record.expires_at <= timezone.now()
+
+
+_OPEN = (*OPEN_PRESCRIPTION_STATUSES, DispenseStatus.APPROVED)
 
 
 @register.filter
-def rda_state(status):
-    return RDA_STATES.get(status, status)
+def is_open(record):
+    """An authorization or an RDA that can still be used: open, and not past its end."""
+    return record.status in _OPEN and not _lapsed(record, _OPEN)
+
+
+@register.filter
+def prescription_state(prescription):
+    if _lapsed(prescription, OPEN_PRESCRIPTION_STATUSES):
+        return PRESCRIPTION_STATES["expired"]
+    return PRESCRIPTION_STATES.get(prescription.status, prescription.status)
+
+
+@register.filter
+def rda_state(rda):
+    if _lapsed(rda, (DispenseStatus.APPROVED,)):
+        return RDA_STATES["expired"]
+    return RDA_STATES.get(rda.status, rda.status)
 
 
 @register.filter

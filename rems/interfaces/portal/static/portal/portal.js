@@ -104,7 +104,8 @@
       }
     }
     input.addEventListener("input", update);
-    update();
+    // A number the server refused comes back with its error: the same words are not said twice.
+    if (!document.getElementById(input.id + "_error")) { update(); }
   }
 
   document.addEventListener("DOMContentLoaded", function () {
