@@ -32,9 +32,9 @@ from .prepared import fetch_one, prepared_cursor
 from .rows import patient_lock, prescription_lock
 
 
-# The decision's locks, in one statement and in this order: the pharmacy's turn on the number (requests of one
-# pharmacy for one number take turns, so that each sees the failures counted before it: no burst of guesses can
-# slip past the birth-date limit), then the shared lock on the rule sets of the number's program, held until commit
+# The decision's locks, in one statement and in this order: the pharmacy's turn (requests of one pharmacy take
+# turns, so that each sees the failures counted before it: no burst of guesses, of birth dates for one number or of
+# numbers, can slip past the limits), then the shared lock on the rule sets of the number's program, held until commit
 # (`selectors.rule_set_for_decision`). The subquery taking the second lock depends on the row that took the first,
 # so it runs after it. Returns the authorization's id (None when no authorization has the number). Everything the
 # decision reads is read by later statements, which see whatever committed before these locks were granted.
@@ -88,7 +88,7 @@ def dispense_authorization_request(*, actor, pharmacy, authorization_number, dat
     Returns (decision, log entry, RDA or None)."""
     request = gates.DispenseRequestFact(date_of_birth=date_of_birth, ndc=ndc, quantity=quantity, days_supply=days_supply)
     (logged_prescription_id,) = fetch_one(_DECISION_LOCKS_SQL, {
-        "number": authorization_number, "turn": f"dispense:{pharmacy.pk}:{authorization_number}"})
+        "number": authorization_number, "turn": f"dispense:{pharmacy.pk}"})
     lock = match_lock_in_force(pharmacy, authorization_number)
     # Even a request refused unseen stays in the prescription's history; nothing of it goes into the answer.
     found = None

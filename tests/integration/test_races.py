@@ -55,6 +55,21 @@ def test_50_concurrent_dispense_requests_give_exactly_one_approval(world):
     assert ComplianceLogEntry.objects.filter(action="dispense_authorization.request").count() == RACERS
 
 
+def test_a_burst_of_unknown_numbers_from_one_pharmacy_gets_no_evaluation_past_the_limit(world, settings):
+    from rems.core.identifiers import PRESCRIPTION_PREFIX, authorization_number_new
+
+    settings.REMS_UNKNOWN_NUMBER_FAILURES = 10
+    ours = world["ours"]
+
+    results = _race(lambda api: request_rda(api, ours.tokens["pharmacist"],
+                                            authorization_number_new(PRESCRIPTION_PREFIX)))
+
+    refused_unseen = [body for status, body in results
+                      if status == 422 and [c["code"] for c in body["checks"]] == ["MATCH_ATTEMPTS_LIMIT"]]
+    evaluated = [body for status, body in results if body not in refused_unseen]
+    assert len(evaluated) == 10 and len(refused_unseen) == RACERS - 10, [s for s, _ in results]
+
+
 def test_50_concurrent_dispense_confirmations_record_exactly_one_dispense(world):
     ours = world["ours"]
     setup = Api()
