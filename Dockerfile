@@ -9,7 +9,9 @@ RUN pip install --no-cache-dir --require-hashes --no-deps -r requirements.lock
 COPY . .
 RUN REMS_ENV=production SECRET_KEY=collectstatic-only-$(python -c 'import secrets; print(secrets.token_hex(32))') \
     ALLOWED_HOSTS=build python manage.py collectstatic --noinput \
- && useradd --system --uid 10001 rems && mkdir -p /app/.local && chown rems /app/.local
+ && useradd --system --uid 10001 rems \
+ && mkdir -p /app/.local /var/lib/rems/checkpoints /var/lib/rems/keys \
+ && chown rems /app/.local /var/lib/rems/checkpoints /var/lib/rems/keys && chmod 700 /var/lib/rems/keys
 USER rems
 
 EXPOSE 8000
