@@ -329,12 +329,14 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # A 400 for any body, however deep or oddly encoded (rems/interfaces/api/parsers.py).
+    "DEFAULT_PARSER_CLASSES": ["rems.interfaces.api.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PAGINATION_CLASS": "rems.interfaces.api.pagination.CursorPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "rems.interfaces.api.problems.exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Paginated lists, their parameters and every error status per operation (rems/interfaces/api/schema.py).
+    "DEFAULT_SCHEMA_CLASS": "rems.interfaces.api.schema.ApiSchema",
     "UNAUTHENTICATED_USER": None,
     # ASCII-escaped JSON: an error message that repeats a lone surrogate from the input cannot break rendering.
     "UNICODE_JSON": False,

@@ -5,7 +5,8 @@ import json
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import StreamingHttpResponse
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 
@@ -96,7 +97,10 @@ class AuditEventExport(ApiView):
     roles = {"GET": READERS}
     kind = "csv"
 
-    @extend_schema(parameters=[AuditFilters], responses={200: OpenApiResponse(description="CSV or JSON Lines")})
+    @extend_schema(parameters=[AuditFilters], responses={
+        (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="export.csv: CSV, a header line first"),
+        (200, "application/x-ndjson"): OpenApiResponse(OpenApiTypes.STR, description="export.jsonl: JSON Lines"),
+    })
     def get(self, request):
         queryset = _filtered(request)
         content_type = "text/csv; charset=utf-8" if self.kind == "csv" else "application/x-ndjson"
@@ -148,12 +152,29 @@ class AuditVerify(ApiView):
 
 
 # --- Reconstruction -------------------------------------------------------------------------------------
+class OfficeEventOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    seq = serializers.IntegerField()
+    occurred_at = serializers.DateTimeField()
+    action = serializers.CharField()
+    outcome = serializers.CharField()
+    actor_role = serializers.CharField()
+    rule_set = serializers.CharField()
+    checks = serializers.JSONField()
+
+
 class PrescriptionHistory(ApiView):
     """Everything that happened to one prescription authorization, in order, with the reasons."""
 
     roles = {"GET": READERS | PRESCRIBER_OFFICE}
 
-    @extend_schema(responses=AuditEventOut(many=True))
+    @extend_schema(responses=inline_serializer("PrescriptionHistory", fields={
+        "prescription": serializers.UUIDField(),
+        "authorization_number": serializers.CharField(),
+        "status": serializers.CharField(),
+        "events": serializers.ListField(child=OfficeEventOut(), help_text=(
+            "in order; administrators and auditors get every field of an audit event (AuditEventOut)")),
+    }))
     def get(self, request, pk):
         prescription = get_in_scope(prescriptions_for(request.user), pk=pk)
         entries = audit_events_for_prescription(request.user, prescription)
@@ -167,16 +188,6 @@ class PrescriptionHistory(ApiView):
             "events": serializer(entries, many=True).data,
         })
 
-
-class OfficeEventOut(serializers.Serializer):
-    id = serializers.UUIDField()
-    seq = serializers.IntegerField()
-    occurred_at = serializers.DateTimeField()
-    action = serializers.CharField()
-    outcome = serializers.CharField()
-    actor_role = serializers.CharField()
-    rule_set = serializers.CharField()
-    checks = serializers.JSONField()
 
 
 # --- Reports --------------------------------------------------------------------------------------------
@@ -195,7 +206,14 @@ class Reports(ApiView):
 
     roles = {"GET": READERS}
 
-    @extend_schema(parameters=[ReportFilters], responses={200: OpenApiResponse(description="the report")})
+    @extend_schema(parameters=[ReportFilters], responses=inline_serializer("Report", fields={
+        "period": serializers.CharField(), "since": serializers.DateTimeField(allow_null=True),
+        "until": serializers.DateTimeField(allow_null=True), "program": serializers.CharField(allow_null=True),
+        "pharmacy": serializers.CharField(allow_null=True),
+        **{name: serializers.ListField(child=serializers.DictField()) for name in (
+            "decisions", "failed_checks", "time_to_dispense", "authorizations_expired_undispensed",
+            "rdas_reversed", "rdas_expired", "pregnancy_reports")},
+    }))
     def get(self, request):
         filters = ReportFilters(data=request.query_params.dict())
         filters.is_valid(raise_exception=True)

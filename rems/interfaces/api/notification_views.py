@@ -1,6 +1,6 @@
 """A user's own notifications, in the app."""
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
@@ -31,7 +31,8 @@ class NotificationList(ApiView):
 
     roles = {"GET": EVERYONE}
 
-    @extend_schema(responses=NotificationOut(many=True))
+    @extend_schema(responses=NotificationOut(many=True),
+                   parameters=[OpenApiParameter("unread", str, enum=["true", "false"])])
     def get(self, request):
         qs = notifications_for(request.user)
         if choice_param(request, "unread", ["true", "false"]) == "true":

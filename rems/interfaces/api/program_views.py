@@ -1,7 +1,7 @@
 """The program's API: prescribers, pharmacies, certifications, patients and their records, programs. One view
 per operation, each calling one service."""
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 
@@ -504,7 +504,10 @@ class ProgramList(ApiView):
 
     roles = {"GET": READERS | PRESCRIBER_OFFICE | PHARMACY_STAFF}
 
-    @extend_schema(responses=ProgramOut(many=True))
+    @extend_schema(responses=inline_serializer("ProgramPage", fields={
+        "results": ProgramOut(many=True),
+        "next": serializers.CharField(allow_null=True, help_text="always null: every program is on this one page"),
+    }))
     def get(self, request):
         now = self.now()
         results = []
