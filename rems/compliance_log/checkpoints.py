@@ -13,14 +13,19 @@ until someone looks.
 """
 
 import logging
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.db import connection
+from django.utils import timezone
 
 from . import anchors
 
 logger = logging.getLogger(__name__)
+
+# How many days back the newest checkpoints are looked for, a day at a time, before the whole store is listed.
+SCAN_DAYS = 31
 
 
 # --- Stores ---------------------------------------------------------------------------------------------
@@ -55,9 +60,12 @@ class S3Store:
 
     def __init__(self, bucket, *, prefix="", endpoint_url=None):
         import boto3  # only where a bucket is configured
+        from botocore.config import Config
 
         self.bucket, self.prefix = bucket, prefix
-        self.client = boto3.client("s3", endpoint_url=endpoint_url or None)
+        # Bounded waits: a store that does not answer fails the checkpoint (and a verification) within seconds.
+        self.client = boto3.client("s3", endpoint_url=endpoint_url or None, config=Config(
+            connect_timeout=3, read_timeout=10, retries={"max_attempts": 2, "mode": "standard"}))
 
     def _key(self, checkpoint_id):
         return f"{self.prefix}{checkpoint_id[0:4]}/{checkpoint_id[4:6]}/{checkpoint_id[6:8]}/{checkpoint_id}.json"
@@ -66,11 +74,22 @@ class S3Store:
         self.client.put_object(Bucket=self.bucket, Key=self._key(checkpoint.id), Body=checkpoint.to_bytes(),
                                ContentType="application/json")
 
-    def newest(self, count):
+    def _keys(self, prefix):
         keys = []
-        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix):
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
             keys += [item["Key"] for item in page.get("Contents", []) if item["Key"].endswith(".json")]
-        keys.sort(reverse=True)
+        return sorted(keys, reverse=True)
+
+    def newest(self, count):
+        # Day by day from today, so that a minute's checkpoint lists one day's objects, not the whole bucket.
+        keys, day = [], timezone.now().date()
+        for _ in range(SCAN_DAYS):
+            keys += self._keys(f"{self.prefix}{day:%Y/%m/%d}/")
+            if len(keys) >= count:
+                break
+            day -= timedelta(days=1)
+        else:
+            keys = self._keys(self.prefix)
         return [self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read() for key in keys[:count]]
 
 
