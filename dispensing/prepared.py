@@ -9,6 +9,7 @@ typed by the server from the statement; give a cast (`%(x)s::uuid`) where it cou
 
 import psycopg
 from django.db import connection
+from django.db.backends.utils import CursorDebugWrapper
 
 
 class _PreparedCursor(psycopg.Cursor):
@@ -19,14 +20,32 @@ class _PreparedCursor(psycopg.Cursor):
         return super().execute(query, params, prepare=True, binary=binary)
 
 
+# Django opens its connections with `prepare_threshold=None`, which psycopg reads as "never prepare", even when a
+# statement asks to be. A threshold this high prepares only what asks (the statements here): Django's own cursors
+# bind on the client side and are never prepared, whatever the threshold.
+_ONLY_WHEN_ASKED = 1_000_000
+
+
+class _DebugWrapper(CursorDebugWrapper):
+    """Logs the statement's own text: psycopg keeps no text of a statement run by its prepared name, which is
+    where Django's wrapper would read it from."""
+
+    def execute(self, sql, params=None):
+        with self.debug_sql(sql, params):
+            return self._execute_with_wrappers(sql, params, many=False, executor=self._execute)
+
+
 def prepared_cursor():
     """A cursor on the default connection whose statements are prepared; use it as a context manager."""
     connection.close_if_health_check_failed()
     connection.ensure_connection()
     with connection.wrap_database_errors:
-        cursor = _PreparedCursor(connection.connection)
+        raw = connection.connection
+        if raw.prepare_threshold is None:
+            raw.prepare_threshold = _ONLY_WHEN_ASKED
+        cursor = _PreparedCursor(raw)
     connection.validate_thread_sharing()
-    return connection.make_debug_cursor(cursor) if connection.queries_logged else connection.make_cursor(cursor)
+    return _DebugWrapper(cursor, connection) if connection.queries_logged else connection.make_cursor(cursor)
 
 
 def fetch_one(sql, params):

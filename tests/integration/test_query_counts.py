@@ -25,17 +25,20 @@ SHORT, LONG = 2, 500  # pregnancy tests on file
 # rule sets locked, the failed-match lock, the facts, the authorization taken with the RDA, the log entry.
 PRESCRIPTION_DECISION = 4
 DISPENSE_DECISION = 5
+# A trivial authenticated read over the API: the key lookup and the row read (the key's use is noted at most once a
+# minute, by the first request).
+TRIVIAL_READ = 2
 # The pages, from the signed-in session to the rendered page.
 PAGES = {
-    "patient list": 11,
+    "patient list": 12,
     "patient page": 16,
     "prescription page": 6,  # the category's label comes from the rule set
     "counter": 5,
     "counter decision": 11,
     "dispense page": 4,
     "dispense list": 5,
-    "compliance log": 3,
-    "reports": 6,
+    "compliance log": 5,
+    "reports": 7,
 }
 
 
@@ -79,6 +82,21 @@ def _decide_both(world, patient):
             ndc=NDC, quantity=21, days_supply=28, now=now)
     assert decision.approved, decision.failed_codes
     return _statements(prescription_queries), _statements(dispense_queries), prescription, rda
+
+
+def test_a_trivial_authenticated_read_costs_the_key_lookup_and_its_own_read(world):
+    ours = world["ours"]
+    client, token = Client(), ours.tokens["pharmacist"]
+    path = f"/api/v1/pharmacies/{ours.pharmacy.pk}/"
+    assert client.get(path, HTTP_AUTHORIZATION=f"Token {token}").status_code == 200  # notes the key's use
+
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(path, HTTP_AUTHORIZATION=f"Token {token}")
+
+    assert response.status_code == 200
+    statements = _statements(captured)
+    assert len(statements) == TRIVIAL_READ, _listing(statements)
+    assert "accounts_apikey" in statements[0]  # the key, its user, party and bar: one statement
 
 
 @pytest.mark.parametrize("tests", [SHORT, LONG])
