@@ -1,6 +1,9 @@
 """The site's error answers: a page for the portal and the admin site, a problem document for the API and the
 health checks. No error page may fail in turn."""
 
+import sys
+
+from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
 
@@ -42,6 +45,10 @@ def handler404(request, exception=None):
 
 
 def handler500(request):
+    # Called while the exception is being handled: one from a database that did not answer in time (or could not
+    # be reached, or cancelled the statement), in a view or in a middleware reading the session, is a 503.
+    if isinstance(sys.exc_info()[1], (OperationalError, InterfaceError)):
+        return database_unavailable(request)
     if _page(request):
         return HttpResponse("The service could not complete this request; nothing was approved.", status=500,
                             content_type="text/plain; charset=utf-8")

@@ -9,7 +9,6 @@ from django.utils import timezone
 
 from rems.compliance_log.writer import request_id_var
 
-from .handlers import database_unavailable
 from .postgresql.base import wait_limit_set
 
 logger = logging.getLogger(__name__)
@@ -94,7 +93,8 @@ class LongDatabaseWorkMiddleware:
         if lifted is None:
             return response
         if response.streaming:
-            response.streaming_content = self._then_restore(response.streaming_content, lifted)
+            # Restored when the server closes the response: after the last block, or when the client went away.
+            response.streaming_content = _ClosedWith(response.streaming_content, lifted.restore)
         else:
             lifted.restore()
         return response
@@ -104,18 +104,24 @@ class LongDatabaseWorkMiddleware:
         if match is not None and match.view_name in self.views:
             request.long_database_work = _LongDatabaseWork(self.seconds)
 
-    @staticmethod
-    def _then_restore(content, lifted):
-        try:
-            yield from content
-        finally:
-            lifted.restore()
+
+class _ClosedWith:
+    """A response's content that calls `on_close` when the response is closed."""
+
+    def __init__(self, content, on_close):
+        self.content, self.close = iter(content), on_close
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return next(self.content)
 
 
 class _LongDatabaseWork:
     def __init__(self, seconds):
         self.previous_wait_limit = wait_limit_set(seconds)
-        self.raw = None
+        self.raw, self.restored = None, False
         try:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT set_config('statement_timeout', %s, false)", [f"{round(seconds * 1000)}"])
@@ -124,6 +130,9 @@ class _LongDatabaseWork:
             pass  # the view meets the same error and answers it
 
     def restore(self):
+        if self.restored:
+            return
+        self.restored = True
         wait_limit_set(self.previous_wait_limit)
         if self.raw is None or connection.connection is not self.raw:
             return  # a new connection starts with the usual limits
@@ -134,20 +143,3 @@ class _LongDatabaseWork:
             logger.warning("statement_timeout could not be reset; closing the connection")
             connection.close()
 
-
-class DatabaseUnavailableMiddleware:
-    """A page or a health check whose database did not answer in time (or was unreachable, or cancelled the
-    statement) is a 503 that says nothing was done, not a 500. The API's views answer such errors themselves
-    (rems/interfaces/api/problems.py), in the same words."""
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request):
-        return self.get_response(request)
-
-    def process_exception(self, request, exception):
-        if isinstance(exception, (OperationalError, InterfaceError)):
-            logger.warning("database unavailable, answered with 503: %s", type(exception).__name__)
-            return database_unavailable(request)
-        return None

@@ -33,7 +33,7 @@ def _broker():
     timeout = settings.REMS_BROKER_TIMEOUT
     with kombu.Connection(settings.CELERY_BROKER_URL, transport_options=settings.CELERY_BROKER_TRANSPORT_OPTIONS,
                           connect_timeout=timeout) as conn:
-        conn.ensure_connection(max_retries=1, timeout=timeout)
+        conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0.2, timeout=timeout)
         # Connecting is not enough: a frozen Redis accepts connections but answers nothing.
         if conn.transport.driver_type == "redis":
             conn.default_channel.client.ping()
