@@ -16,9 +16,6 @@ check:  ## Django's system checks, including the production deployment checks
 	REMS_ENV=production SECRET_KEY=$$(python3 -c 'import secrets; print(secrets.token_urlsafe(50))') ALLOWED_HOSTS=rems.example.org \
 		.venv/bin/python manage.py check --deploy --fail-level WARNING
 
-bench:  ## benchmarks: decisions over HTTP, history and table size, sweeps, compliance log, mixed load (bench-results/)
-	.venv/bin/python scripts/bench/decision_bench.py --patients 20000 --seconds 10
-	.venv/bin/python scripts/bench/history_bench.py --small 10000 --large 1000000 --samples 50
-	.venv/bin/python scripts/bench/sweep_bench.py --sizes 10000,100000,1000000 --plan-max 100000
-	.venv/bin/python scripts/bench/log_bench.py --entries 1000000
-	.venv/bin/python scripts/bench/load_test.py --users 30 --minutes 3
+bench:  ## benchmarks: decisions over HTTP beside /healthz (wrk), a surge at a constant rate with a rule-set switch, a profile, history and table size, sweeps, compliance log (bench-results/)
+	bash -c 'source scripts/install.sh'
+	.venv/bin/python scripts/bench/run_all.py

@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import common  # noqa: E402,F401  (the limits on waits lifted for this process)
 from serve import database_create, database_drop  # noqa: E402
 
 

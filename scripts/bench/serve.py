@@ -1,5 +1,6 @@
 """The service as in production, for the benchmarks: gunicorn on loopback, DEBUG off, persistent database
-connections, acting as rems_app, throttling out of the way (the benchmarks measure the decisions)."""
+connections, acting as rems_app; throttling out of the way unless asked for (the benchmarks measure the decisions;
+the surge keeps the production limits)."""
 
 import contextlib
 import os
@@ -12,6 +13,9 @@ import urllib.parse
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import serving_env  # noqa: E402
 
 
 def free_port():
@@ -21,13 +25,21 @@ def free_port():
 
 
 @contextlib.contextmanager
-def production_server(database_url, port):
+def production_server(database_url, port, *, secret_key=None, throttled=False):
+    """gunicorn serving the application on 127.0.0.1:`port`; yields its number of workers. `secret_key`: the
+    SECRET_KEY to serve with (a session made beforehand with the same key is then valid); `throttled`: keep the
+    production limits on dispense requests."""
     env = {
-        **os.environ, "DATABASE_URL": database_url, "REMS_ENV": "production", "SECRET_KEY": secrets.token_urlsafe(50),
+        **serving_env(), "DATABASE_URL": database_url, "REMS_ENV": "production",
+        "SECRET_KEY": secret_key or secrets.token_urlsafe(50),
         "ALLOWED_HOSTS": "127.0.0.1", "SECURE_SSL_REDIRECT": "false", "DB_CONN_MAX_AGE": "600",
         "DATABASE_ROLE": "rems_app", "LOG_LEVEL": "WARNING",
-        "REMS_DISPENSE_RATE_PER_KEY": "1000000", "REMS_DISPENSE_RATE_PER_PHARMACY": "1000000",
     }
+    if not throttled:
+        env.update(REMS_DISPENSE_RATE_PER_KEY="1000000", REMS_DISPENSE_RATE_PER_PHARMACY="1000000")
+    # As the image is built (Dockerfile): the portal's pages name their static files by the collected manifest.
+    subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"], cwd=ROOT, check=True,
+                   env={**env, "DATABASE_ROLE": ""}, stdout=subprocess.DEVNULL)
     workers = 2 * (os.cpu_count() or 1) + 1
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "rems.config.wsgi:application", "--bind", f"127.0.0.1:{port}", "--workers",

@@ -1,8 +1,10 @@
 """Benchmark of the periodic sweeps: expiring N due prescription authorizations, and planning the reminders of
 N patients in therapy, each in a fresh process whose peak memory is read from the kernel; then the same sweep
-again, which must find nothing to do.
+again, which must find nothing to do. At the largest size the expiry is run `--repeat` times: between two runs
+the same authorizations are made due again and the table vacuumed (as autovacuum would), so that each run starts
+from the same state, with the compliance log grown by the runs before.
 
-    python scripts/bench/sweep_bench.py [--sizes 100000,1000000] [--plan-max 100000] [--out bench-results]
+    python scripts/bench/sweep_bench.py [--sizes 100000,1000000] [--repeat 5] [--plan-max 100000] [--out bench-results]
 
 Uses its own database, `rems_bench_sweep`, on the server of DATABASE_URL, dropped and created anew for each size.
 """
@@ -10,7 +12,6 @@ Uses its own database, `rems_bench_sweep`, on the server of DATABASE_URL, droppe
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -18,13 +19,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from common import machine, machine_line, serving_env  # noqa: E402
 from serve import database_create, database_drop  # noqa: E402
 
 DB = "rems_bench_sweep"
 
 
-def _child(code, url):
-    """Run `code` in a fresh interpreter set up for the bench database; it prints one JSON object."""
+def _child(code, url, serving=False):
+    """Run `code` in a fresh interpreter set up for the bench database; it prints one JSON object. `serving`: with
+    the limits on database waits of a serving process (the periodic task runs in a Celery worker)."""
     prelude = f"""
 import json, os, resource, sys, time
 sys.path.insert(0, {str(ROOT)!r})
@@ -33,7 +36,8 @@ os.environ.update(DATABASE_URL={url!r}, REMS_ENV='development', LOG_LEVEL='WARNI
 import django; django.setup()
 from django.utils import timezone
 """
-    result = subprocess.run([sys.executable, "-c", prelude + code], capture_output=True, text=True, timeout=7200)
+    result = subprocess.run([sys.executable, "-c", prelude + code], capture_output=True, text=True, timeout=7200,
+                            env=serving_env() if serving else None)
     if result.returncode:
         raise RuntimeError(result.stderr[-3000:])
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -83,8 +87,22 @@ print(json.dumps({"expired": counts["prescriptions"], "workers": settings.REMS_S
                   "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
 """
 
+# The same authorizations due again, and the table vacuumed, for another run of the expiry.
+RESET = """
+from django.db import connection
+started = time.perf_counter()
+with connection.cursor() as c:
+    c.execute("UPDATE dispensing_prescription SET status = 'issued', status_reason = '' WHERE status = 'expired'")
+    reset = c.rowcount
+connection.ensure_connection()
+connection.connection.autocommit = True
+with connection.cursor() as c:
+    c.execute("VACUUM ANALYZE dispensing_prescription")
+print(json.dumps({"reset": reset, "seconds": round(time.perf_counter() - started, 1)}))
+"""
+
 PLAN = """
-from rems.program.notifications import plan_patient_reminders
+from dispensing.reminders import plan_patient_reminders
 started = time.perf_counter()
 counts = plan_patient_reminders(now=timezone.now())
 elapsed = time.perf_counter() - started
@@ -96,22 +114,29 @@ print(json.dumps({"created": sum(counts.values()), "by_kind": counts, "seconds":
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100000,1000000")
+    parser.add_argument("--repeat", type=int, default=5, help="runs of the expiry at the largest size")
     parser.add_argument("--plan-max", type=int, default=100_000,
                         help="plan reminders only for sizes up to this (the target is 100,000 patients)")
     parser.add_argument("--out", default=str(ROOT / "bench-results"))
     args = parser.parse_args()
-    results = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                           "python": platform.python_version()}, "sizes": []}
-    for size in [int(s) for s in args.sizes.split(",")]:
+    sizes = [int(s) for s in args.sizes.split(",")]
+    results = {"machine": None, "sizes": []}
+    for size in sizes:
         url = database_create(DB)
+        results["machine"] = results["machine"] or machine(url)
         setup = _child(f"N = {size}\n" + SETUP, url)
-        first = _child(EXPIRE, url)
-        again = _child(EXPIRE, url)
+        first = _child(EXPIRE, url, serving=True)
+        again = _child(EXPIRE, url, serving=True)
+        repeats = [first]
+        for _ in range(args.repeat - 1 if size == max(sizes) else 0):
+            reset = _child(RESET, url)
+            repeats.append({**_child(EXPIRE, url, serving=True), "reset_seconds": reset["seconds"]})
+            print(json.dumps(repeats[-1]), flush=True)
         skipped = {"created": None, "seconds": None, "peak_rss_mib": None}
         plan = _child(PLAN, url) if size <= args.plan_max else skipped
         plan_again = _child(PLAN, url) if size <= args.plan_max else skipped
-        row = {"size": size, "setup": setup, "expire": first, "expire_again": again, "plan": plan,
-               "plan_again": plan_again}
+        row = {"size": size, "setup": setup, "expire": first, "expire_again": again, "runs": repeats,
+               "plan": plan, "plan_again": plan_again}
         results["sizes"].append(row)
         print(json.dumps(row), flush=True)
         database_drop(DB)
@@ -132,11 +157,20 @@ def main():
             continue
         lines.append(f"| {r['size']} | {p['created']} | {p['seconds']} | {p['peak_rss_mib']} | "
                      f"{r['plan_again']['created']} |")
-    for r in results["sizes"]:
-        if r["size"] == 1_000_000:
-            seconds = r["expire"]["seconds"]
-            verdict = "met" if seconds < 60 else f"missed by {seconds / 60 - 1:.0%}"
-            lines += ["", f"Expiring 1,000,000 due authorizations: {seconds} s (target under 60 s: {verdict})."]
+    largest = results["sizes"][-1]
+    runs = largest["runs"]
+    under = sum(1 for r in runs if r["seconds"] < 60)
+    lines += ["", f"Expiring {largest['size']:,} due authorizations, {len(runs)} runs:", "",
+              "| run | expired | seconds | per second | peak RSS (MiB) |", "|---|---|---|---|---|"]
+    lines += [f"| {i} | {r['expired']:,} | {r['seconds']} | {r['per_second']:,} | {r['peak_rss_mib']} |"
+              for i, r in enumerate(runs, 1)]
+    if largest["size"] >= 1_000_000:
+        slowest = max(r["seconds"] for r in runs)
+        verdict = ("met" if under == len(runs) else
+                   f"missed: {len(runs) - under} of {len(runs)} runs over 60 s, the slowest by {slowest / 60 - 1:.0%}")
+        lines += ["", f"Target, under 60 s in every run: {under} of {len(runs)} under 60 s, slowest {slowest} s "
+                      f"({verdict})."]
+    lines = [f"Machine: {machine_line(results['machine'])}", ""] + lines
     markdown = "\n".join(lines) + "\n"
     (out / "sweep-bench.md").write_text(markdown)
     print(markdown)
