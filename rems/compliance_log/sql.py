@@ -306,66 +306,6 @@ BEGIN
 END
 $$;
 
-DROP TRIGGER IF EXISTS rems_log_write_head ON rems_compliancelogentry;
-DROP FUNCTION IF EXISTS rems_log_write_head();
-""" + APPEND_FUNCTION_V2
-
-
-# Version 4: nothing a session can set is trusted, and the chain heads change only through the log's triggers.
-# - Before each INSERT statement, `rems_log_statement_start()` clears the transaction's head state, so the first
-#   row of every statement reads its chain's head from the table (locking it until commit), whatever a session
-#   put in `rems.log_head` before.
-# - Within a statement, each row continues from the row before it (kept in `rems.log_head`, tagged with the
-#   transaction id), as in version 3.
-# - After each INSERT statement, `rems_log_statement_end()` checks every row the statement added against the
-#   head it started from (consecutive indexes, each hash linked to the one before) and only then moves the head
-#   to the statement's last row. A session that changed the state between rows makes its own statement fail;
-#   it can neither skip a link nor move a head.
-# - `rems_log_head_guard()` refuses every change to `rems_logchainhead` except those made by these triggers.
-APPEND_FUNCTION_V4 = f"""
-CREATE OR REPLACE FUNCTION rems_log_statement_start() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
-BEGIN
-  PERFORM set_config('rems.log_head', '', true);
-  RETURN NULL;
-END
-$$;
-
-CREATE OR REPLACE FUNCTION rems_log_append() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER AS $$
-DECLARE
-  tx bigint := txid_current();
-  target smallint := (tx % {CHAINS})::smallint;
-  state text := coalesce(current_setting('rems.log_head', true), '');
-  idx bigint;
-  previous text;
-BEGIN
-  NEW.recorded_at := clock_timestamp();
-  NEW.hash_version := 2;
-  NEW.content_hash := public.rems_log_content(NEW);
-  IF split_part(state, ':', 1) = tx::text THEN
-    idx := split_part(state, ':', 2)::bigint;
-    previous := split_part(state, ':', 3);
-  ELSE
-    SELECT h.last_index, h.last_hash INTO idx, previous FROM public.rems_logchainhead h
-     WHERE h.chain = target FOR UPDATE;
-    IF NOT FOUND THEN
-      INSERT INTO public.rems_logchainhead (chain, last_index, last_hash) VALUES (target, 0, '{GENESIS}')
-      ON CONFLICT (chain) DO NOTHING;
-      SELECT h.last_index, h.last_hash INTO idx, previous FROM public.rems_logchainhead h
-       WHERE h.chain = target FOR UPDATE;
-    END IF;
-  END IF;
-  idx := idx + 1;
-  previous := public.rems_log_link(previous, NEW.content_hash);
-  PERFORM set_config('rems.log_head', tx::text || ':' || idx::text || ':' || previous, true);
-  NEW.chain := target;
-  NEW.chain_index := idx;
-  NEW.entry_hash := previous;
-  RETURN NEW;
-END
-$$;
-
 CREATE OR REPLACE FUNCTION rems_log_statement_end() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
 DECLARE
