@@ -21,7 +21,7 @@ NDC = "59572-0504-21"
 SHORT, LONG = 2, 500  # pregnancy tests on file
 
 # The decisions, in the service (no HTTP). The prescription decision: the patient's row and the rule sets locked,
-# the facts, the authorization, the log entry. The dispense decision: the pharmacy's turn on the number and the
+# the facts, the authorization, the log entry. The dispense decision: the pharmacy's turn and the
 # rule sets locked, the failed-match lock, the facts, the authorization taken with the RDA, the log entry.
 PRESCRIPTION_DECISION = 4
 DISPENSE_DECISION = 5
