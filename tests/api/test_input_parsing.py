@@ -121,6 +121,24 @@ def test_characters_no_column_can_hold_in_a_json_field_are_400(api, world):
     assert_problem(api, status, problem)
 
 
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data",
+                                          "application/xml", "application/problem+json"])
+def test_a_body_that_is_not_json_is_415(api, world, content_type):
+    response = api.client.generic("POST", "/api/v1/prescriptions/", data=b'{"patient": "x"}',
+                                  content_type=content_type,
+                                  HTTP_AUTHORIZATION=f"Token {world['ours'].tokens['prescriber']}")
+    api.last = response
+    assert_problem(api, response.status_code, response.json(), 415)
+
+
+@pytest.mark.parametrize("accept", ["text/html", "application/xml", "garbage;;q=x"])
+def test_an_accept_header_that_allows_no_json_is_406(api, world, accept):
+    response = api.client.get("/api/v1/patients/", HTTP_ACCEPT=accept,
+                              HTTP_AUTHORIZATION=f"Token {world['ours'].tokens['prescriber']}")
+    api.last = response
+    assert_problem(api, response.status_code, response.json(), 406)
+
+
 @pytest.mark.parametrize("raw", ['{"quantity": NaN}', '{"quantity": Infinity}', '{"quantity": -Infinity}'])
 def test_numbers_json_does_not_have_are_400(api, world, raw):
     status, body = api.post("/api/v1/prescriptions/", raw=raw, as_=world["ours"].tokens["prescriber"])

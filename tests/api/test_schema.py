@@ -8,7 +8,7 @@ from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.validation import validate_schema
 
 PROBLEM = "application/problem+json"
-ERRORS_OF_EVERY_OPERATION = {"401", "403", "503"}
+ERRORS_OF_EVERY_OPERATION = {"401", "403", "406", "503"}
 
 
 @pytest.fixture(scope="module")

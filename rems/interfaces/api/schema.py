@@ -5,7 +5,8 @@ Central rules, so that a new view is described right without a decoration of its
 - every error an operation can answer is listed with its problem+json body (`problems.py`): 401 and 403 for every
   operation (a key; a role, or a suspended party), 404 where an object is looked up in the caller's scope, 400
   where there is input to refuse, 409 and 422 for the refusals of a POST (`rems.interfaces.refusals`), 413 and 415
-  for a body, 429 where a request limit applies, 503 everywhere (a database failure is answered, failing closed);
+  for a body, 429 where a request limit applies, 406 and 503 everywhere (an `Accept` header that allows no answer;
+  a database failure, answered failing closed);
 - a POST that honours `Idempotency-Key` documents the header;
 - `x-roles` lists the roles that may call the operation (`docs/access.md`).
 """
@@ -60,6 +61,7 @@ ERRORS = {
     "401": "No key, or an unknown, expired or revoked key, or a deactivated user.",
     "403": "The caller's role may not do this, or the party it acts for is suspended or revoked.",
     "404": "No such object among those the caller may see (the same answer as for one that does not exist).",
+    "406": "The `Accept` header allows no answer this operation gives.",
     "409": "The record's state does not allow it: a duplicate, or a change from the wrong status.",
     "413": "The body is too large.",
     "415": "The body is not `application/json`.",
@@ -146,7 +148,7 @@ class ApiSchema(AutoSchema):
             statuses |= {"409", "422"}
         if self.method == "POST" and getattr(view, "throttle_classes", None):
             statuses.add("429")  # the request limits count the requests that ask for a decision
-        statuses.add("503")
+        statuses |= {"406", "503"}  # content negotiation; a database failure, answered failing closed
         return statuses
 
     def _problem_ref(self):
