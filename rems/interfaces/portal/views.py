@@ -1,6 +1,8 @@
 """The portal's pages: one view per page or form, each calling the same service as the API's endpoint for the
-same operation, on the same scoped querysets. A form posts, the service decides, and the page redirects to
-what changed (so that a reload never posts twice) or shows the refusal next to the form."""
+same operation, on the same scoped querysets. A form posts, the service decides, and the post always answers
+with a redirect (post/redirect/get): to what changed, to a denied decision's own address, or back to the form,
+which shows what was typed and the refusal next to its field (`kept`). So every page a user lands on can be
+reloaded, bookmarked and shared, and a reload never posts twice."""
 
 import re
 from zoneinfo import available_timezones
@@ -28,16 +30,14 @@ from dispensing.outlooks import patient_outlooks
 from rems.compliance_log.actions import Action
 from rems.compliance_log.models import ComplianceLogEntry
 from rems.compliance_log.queries import EXPORT_KINDS, entries_filter, export_stream, report_build
-from rems.core import gates
 from rems.core.errors import ActionRefused
-from rems.core.identifiers import authorization_number_display
 from rems.core.wording import plural
 from rems.program import patients, records
 from rems.program.models import AttestationKind, EnrollmentTransfer
 from rems.program.selectors import category_label, party_is_barred, rule_set_in_force, rule_set_parameters
 
 from ..fixes import PHARMACY, PRESCRIBER, explained
-from ..refusals import refusal_log, refusal_status
+from ..refusals import refusal_log
 from ..scoping import (
     PHARMACY_STAFF,
     PRESCRIBER_OFFICE,

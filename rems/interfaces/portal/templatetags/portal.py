@@ -28,8 +28,8 @@ OUTCOMES = {"approved": "Approved", "denied": "Denied"}
 
 @register.filter
 def number(value):
-    """An authorization or RDA number in its groups (PGQ1W JHKBH FD). The groups are spaced by the stylesheet,
-    not by characters, so that the number copies and pastes as one word, as the counter and the API take it."""
+    """An authorization or RDA number in its groups (PGQ1W-JHKBH-FD). The hyphens are drawn by the stylesheet,
+    not typed in the page, so that the number copies and pastes as one word, as the counter and the API take it."""
     value = str(value or "")
     groups = authorization_number_display(value).split("-")
     return format_html('<span class="number-groups">{}</span>',
