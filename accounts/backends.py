@@ -38,6 +38,8 @@ class LockoutModelBackend(ModelBackend):
         with transaction.atomic():
             state, _ = LoginState.objects.select_for_update().get_or_create(username=username)
             if state.locked_until and state.locked_until > now:
+                # The same password hashing as any other failure: a lockout is not told apart by its speed.
+                User().set_password(password)
                 if first_in_window(f"loginlocked:{state.pk}", now):
                     log_entry_write(actor=None, action=Action.SECURITY_LOGIN_REFUSED, outcome="locked",
                                     object_type="user", object_id=username, now=now,

@@ -232,7 +232,9 @@ def jsonb_text(value):
         return "false"
     if isinstance(value, str):
         return _json_string(value)
-    if isinstance(value, (int, Decimal)):
+    if isinstance(value, Decimal):
+        return format(value, "f")  # as numeric_out writes it: never an exponent
+    if isinstance(value, int):
         return str(value)
     if isinstance(value, list):
         return "[" + ", ".join(jsonb_text(v) for v in value) + "]"

@@ -2,6 +2,8 @@
 reinstatement. Each is one transaction with its compliance-log entry."""
 
 from django.db import IntegrityError, transaction
+from django.db.models import Value
+from django.db.models.functions import Lower
 
 from rems.compliance_log.actions import ENROLLMENT_CHANGES, Action
 from rems.compliance_log.writer import log_entry_write
@@ -96,26 +98,30 @@ def patient_enroll(
             f"The prescriber is not actively certified in {program.slug}; only a certified prescriber enrolls patients.",
             code="prescriber_not_certified",
         )
-    try:
-        with transaction.atomic():
-            patient = Patient.objects.create(
-                program=program, prescriber=prescriber, first_name=first_name.strip(), last_name=last_name.strip(),
-                date_of_birth=date_of_birth, risk_category=risk_category, agreement_signed_on=agreement_signed_on,
-                irregular_cycles=irregular_cycles, time_zone=time_zone, status=Status.ACTIVE, enrolled_at=now,
-                status_changed_at=now,
-            )
-    except IntegrityError:
-        live = Patient.objects.get(program=program, first_name__iexact=first_name.strip(),
-                                   last_name__iexact=last_name.strip(), date_of_birth=date_of_birth,
-                                   status__in=LIVE_STATUSES)
-        if live.prescriber_id == prescriber.pk:
-            raise AlreadyEnrolled(
-                f"This patient is already enrolled in {program.slug} by your office (patient {live.pk}); one person "
-                "has one enrollment.", patient_id=live.pk,
-            ) from None
-        return _transfer_request(actor=actor, patient=live, prescriber=prescriber, risk_category=risk_category,
-                                 agreement_signed_on=agreement_signed_on, irregular_cycles=irregular_cycles,
-                                 time_zone=time_zone, now=now)
+    for _ in range(2):  # a second try only if the live enrollment ended between the insert and the lookup
+        try:
+            with transaction.atomic():
+                patient = Patient.objects.create(
+                    program=program, prescriber=prescriber, first_name=first_name.strip(),
+                    last_name=last_name.strip(), date_of_birth=date_of_birth, risk_category=risk_category,
+                    agreement_signed_on=agreement_signed_on, irregular_cycles=irregular_cycles, time_zone=time_zone,
+                    status=Status.ACTIVE, enrolled_at=now, status_changed_at=now,
+                )
+            break
+        except IntegrityError:
+            live = _live_enrollment(program, first_name, last_name, date_of_birth)
+            if live is None:
+                continue
+            if live.prescriber_id == prescriber.pk:
+                raise AlreadyEnrolled(
+                    f"This patient is already enrolled in {program.slug} by your office (patient {live.pk}); one "
+                    "person has one enrollment.", patient_id=live.pk,
+                ) from None
+            return _transfer_request(actor=actor, patient=live, prescriber=prescriber, risk_category=risk_category,
+                                     agreement_signed_on=agreement_signed_on, irregular_cycles=irregular_cycles,
+                                     time_zone=time_zone, now=now)
+    else:
+        raise CannotEnroll("The enrollment could not be completed; try again.", code="enrollment_conflict")
     log_entry_write(
         actor=actor, action=Action.PATIENT_ENROLL, outcome=Status.ACTIVE, object_type="patient", object_id=patient.pk,
         program=program.slug, patient_id=patient.pk, prescriber_id=prescriber.pk, now=now,
@@ -178,8 +184,22 @@ def patient_change_status(*, actor, patient, action, reason, now):
 
 
 # --- Transfers between prescribers ------------------------------------------------------------------------
+def _live_enrollment(program, first_name, last_name, date_of_birth):
+    """The live enrollment the unique index `patient_one_live_enrollment` matched: the same expressions (lower-cased
+    names), so that the lookup finds whatever the index refused."""
+    return (Patient.objects.annotate(first=Lower("first_name"), last=Lower("last_name"))
+            .filter(program=program, first=Lower(Value(first_name.strip())), last=Lower(Value(last_name.strip())),
+                    date_of_birth=date_of_birth, status__in=LIVE_STATUSES)
+            .select_for_update(of=("self",)).first())
+
+
 def _transfer_request(*, actor, patient, prescriber, risk_category, agreement_signed_on, irregular_cycles,
                       time_zone, now):
+    # One pending request per patient and asking office: asking again changes nothing and tells no one again.
+    pending = EnrollmentTransfer.objects.filter(patient=patient, prescriber=prescriber,
+                                                state=TransferState.PENDING).first()
+    if pending is not None:
+        return pending
     transfer = EnrollmentTransfer.objects.create(
         patient=patient, prescriber=prescriber, requested_by=actor, risk_category=risk_category,
         agreement_signed_on=agreement_signed_on, irregular_cycles=irregular_cycles, time_zone=time_zone,

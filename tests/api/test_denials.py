@@ -423,12 +423,17 @@ def test_an_approved_transfer_moves_the_enrollment_and_a_declined_one_does_not(a
             "risk_category": "MALE_ADULT", "agreement_signed_on": str(timezone.now().date())}
     _, patient = api.post("/api/v1/patients/", body, as_=world["ours"].tokens["prescriber"])
     _, first = api.post("/api/v1/patients/", body, as_=world["theirs"].tokens["prescriber"])
-    _, second = api.post("/api/v1/patients/", body, as_=world["theirs"].tokens["prescriber"])
+    status, again = api.post("/api/v1/patients/", body, as_=world["theirs"].tokens["prescriber"])
+    assert status == 202 and again["id"] == first["id"]  # one pending request, the administrators told once
+    assert Notification.objects.filter(kind="enrollment_transfer").count() == \
+        Notification.objects.filter(kind="enrollment_transfer", subject_id=first["id"]).count() >= 1
     admin, now = world["admin_user"], timezone.now()
 
     transfer_decide(actor=admin, transfer=EnrollmentTransfer.objects.get(pk=first["id"]), approve=False,
                     reason="the patient stays", now=now)
     assert Patient.objects.get(pk=patient["id"]).prescriber == world["ours"].prescriber
+    _, second = api.post("/api/v1/patients/", body, as_=world["theirs"].tokens["prescriber"])
+    assert second["id"] != first["id"]
     transfer_decide(actor=admin, transfer=EnrollmentTransfer.objects.get(pk=second["id"]), approve=True,
                     reason="the patient moved", now=now)
     assert Patient.objects.get(pk=patient["id"]).prescriber == world["theirs"].prescriber

@@ -251,6 +251,7 @@ def _public_key(tmp_path):
 
 TRICKY_DETAIL = {
     "quote\"back\\slash": "tab\there\nnew line \u0001 control", "é": "naïve – ünïcode ✓", "a": [1, 2.50, -0.0001],
+    "small": [Decimal("0.0000001"), Decimal("1.0E-7"), 1e-9, Decimal("1E+2"), 1.5e300, -0.0],
     "bb": {"z": None, "y": True, "x": False, "longer key": {"n": 12345678901234567890}}, "": "empty key",
 }
 
