@@ -4,13 +4,17 @@ the whole log) every entry the newest signed checkpoint vouches for. The SQL tha
 `rems.compliance_log.sql`; the checkpoints are in `rems.compliance_log.checkpoints`."""
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import connection
 from django.utils import timezone
 
 from . import checkpoints
 from .sql import GENESIS
+
+# Checkpoints are written every minute: a newest checkpoint older than this means the beat was not running, or
+# that newer checkpoints were removed (which would hide a rewind to before them).
+MAX_CHECKPOINT_AGE = timedelta(minutes=3)
 
 # An entry gives the time of the decision it records; the database stamps the time it was written. A request or a
 # sweep writes within seconds of its start: an entry further than this from its stamp was written with a time
@@ -42,6 +46,7 @@ class Verification:
     contradictions: tuple = ()
     checkpoint_written: str | None = None
     checkpoint_error: str | None = None
+    checkpoint_stale: str | None = None
     # Entries whose time is more than MAX_CLOCK_GAP from the time the database wrote them.
     flagged: int = 0
     first_flagged: ChainBreak | None = None
@@ -132,11 +137,21 @@ def log_verify(*, since=None, until=None):
 def _against_checkpoints():
     """Compare the log with the newest checkpoint, and write the next one. Fails closed: a store that cannot be
     read or written, or checkpoints none of which verifies, makes the verification fail."""
+    now = timezone.now()
     try:
-        written, broken = checkpoints.checkpoint_write(now=timezone.now())
+        previous = checkpoints.newest_checkpoint()
+        written, broken = checkpoints.checkpoint_write(now=now)
     except checkpoints.CheckpointsUnreadable as exc:
         return {"checkpoint_error": f"no checkpoint verifies: {exc}"}
     except Exception as exc:  # noqa: BLE001 - a store that fails is reported, never ignored
         return {"checkpoint_error": f"the checkpoint store failed: {type(exc).__name__}: {exc}"}
+    stale = None
+    if previous is not None:
+        age = now - datetime.fromisoformat(previous.taken_at)
+        if age > MAX_CHECKPOINT_AGE:
+            minutes = int(age.total_seconds() // 60)
+            stale = (f"the newest checkpoint before this verification, {previous.id}, was {minutes} minutes old: "
+                     "they are written every minute, so either beat was not running or newer checkpoints were "
+                     "removed")
     return {"checkpoint": written.previous, "contradictions": tuple(c.describe() for c in broken),
-            "checkpoint_written": written.id}
+            "checkpoint_written": written.id, "checkpoint_stale": stale}

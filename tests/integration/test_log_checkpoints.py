@@ -135,6 +135,30 @@ def test_later_checkpoints_never_launder_a_contradiction():
     assert checkpoints.newest_checkpoint().contradicted
 
 
+def test_newest_checkpoints_removed_leave_a_stale_one_that_is_reported(checkpoint_store, capsys):
+    _write(3)
+    checkpoints.checkpoint_write(now=timezone.now() - timedelta(minutes=10))
+    removed, _ = checkpoints.checkpoint_write(now=timezone.now() - timedelta(minutes=1))
+    next(checkpoint_store.rglob(f"{removed.id}.json")).unlink()  # what would hide a rewind to before it
+
+    with pytest.raises(SystemExit) as exit_:
+        call_command("verify_log")
+
+    assert exit_.value.code == 2  # intact, but to be looked at
+    assert "STALE CHECKPOINTS" in capsys.readouterr().out
+    result = log_verify()
+    assert result.ok and result.checkpoint_stale is None  # the verification before wrote a fresh one
+
+
+def test_a_stale_checkpoint_is_named_with_its_age():
+    _write(2)
+    old, _ = checkpoints.checkpoint_write(now=timezone.now() - timedelta(minutes=10))
+
+    result = log_verify()
+
+    assert result.ok and old.id in result.checkpoint_stale and "10 minutes old" in result.checkpoint_stale
+
+
 def test_a_forged_or_altered_checkpoint_is_refused(checkpoint_store):
     _checkpointed_log()
     [path] = list(checkpoint_store.rglob("*.json"))

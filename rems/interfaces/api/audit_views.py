@@ -121,6 +121,8 @@ class VerificationOut(serializers.Serializer):
                                            help_text="Entries that checkpoint vouches for, no longer as they were.")
     checkpoint_written = serializers.CharField(allow_null=True)
     checkpoint_error = serializers.CharField(allow_null=True)
+    checkpoint_stale = serializers.CharField(allow_null=True, help_text="Set when the newest checkpoint was older "
+                                             "than checkpoints are written: beat stopped, or newer ones removed.")
     flagged = serializers.IntegerField(help_text="Entries whose time is far from when they were written.")
     first_flagged = serializers.DictField(allow_null=True)
 
@@ -146,6 +148,7 @@ class AuditVerify(ApiView):
             "first_break": first.__dict__ if first else None, "since": result.since, "until": result.until,
             "checkpoint": result.checkpoint, "contradictions": list(result.contradictions),
             "checkpoint_written": result.checkpoint_written, "checkpoint_error": result.checkpoint_error,
+            "checkpoint_stale": result.checkpoint_stale,
             "flagged": result.flagged,
             "first_flagged": result.first_flagged.__dict__ if result.first_flagged else None,
         })

@@ -21,7 +21,7 @@ class Command(BaseCommand):
     help = ("Verify the compliance log's hash chains, whole or for a time range, and the whole log against its newest "
             "signed checkpoint; report the first broken entry, every contradiction, and entries whose time is far "
             "from when they were written. Exits 1 when the log does not verify, 2 when it does but has flagged "
-            "entries.")
+            "entries or its newest checkpoint was stale.")
 
     def add_arguments(self, parser):
         parser.add_argument("--since", type=_moment, help="first time to verify (inclusive), RFC 3339")
@@ -36,7 +36,7 @@ class Command(BaseCommand):
             self._report(result)
         if not result.ok:
             raise SystemExit(1)
-        if result.flagged:
+        if result.flagged or result.checkpoint_stale:
             raise SystemExit(2)
 
     def _report(self, result):
@@ -51,6 +51,8 @@ class Command(BaseCommand):
             self.stdout.write(f"CONTRADICTS A CHECKPOINT: {contradiction}")
         if result.checkpoint_error:
             self.stdout.write(f"CHECKPOINTS: {result.checkpoint_error}")
+        if result.checkpoint_stale:
+            self.stdout.write(f"STALE CHECKPOINTS: {result.checkpoint_stale}")
         if result.checkpoint_written:
             self.stdout.write(f"compared with checkpoint {result.checkpoint or '(none yet)'}; "
                               f"wrote checkpoint {result.checkpoint_written}")
