@@ -101,11 +101,21 @@ def store():
 
 
 # --- Keys -----------------------------------------------------------------------------------------------
-def signing_key():
-    """The signing key from `LOG_CHECKPOINT_KEY_FILE`, created there on first use if the file does not exist."""
+class SigningKeyMissing(Exception):
+    """This process holds no signing key: it may compare the log with checkpoints, not write one."""
+
+
+def signing_key(*, required=True):
+    """The signing key from `LOG_CHECKPOINT_KEY_FILE`. Where the file does not exist, it is created on first use
+    if `LOG_CHECKPOINT_CREATE_KEY` (outside production, by default); otherwise SigningKeyMissing, or None when not
+    `required`. In production the key is given to the process that signs (beat) and to no other."""
     path = Path(settings.LOG_CHECKPOINT_KEY_FILE)
     if path.exists():
         return anchors.private_key_load(path)
+    if not settings.LOG_CHECKPOINT_CREATE_KEY:
+        if required:
+            raise SigningKeyMissing(f"no checkpoint signing key at {path}")
+        return None
     logger.warning("no checkpoint signing key at %s: creating one", path)
     try:
         return anchors.private_key_create(path)
@@ -114,12 +124,15 @@ def signing_key():
 
 
 def trusted_keys():
-    """The public half of the signing key, and every public key (PEM) in `LOG_CHECKPOINT_TRUSTED_KEYS_DIR`: keys
-    used before a rotation, whose checkpoints still count."""
-    keys = anchors.public_keys_load(sorted(Path(settings.LOG_CHECKPOINT_TRUSTED_KEYS_DIR).glob("*.pem"))
-                                    if Path(settings.LOG_CHECKPOINT_TRUSTED_KEYS_DIR).is_dir() else [])
-    public = signing_key().public_key()
-    keys[anchors.key_id(public)] = public
+    """The public half of the signing key (where this process holds it), and every public key (PEM) in
+    `LOG_CHECKPOINT_TRUSTED_KEYS_DIR`: the signer's, for processes that do not sign, and keys used before a
+    rotation, whose checkpoints still count."""
+    folder = Path(settings.LOG_CHECKPOINT_TRUSTED_KEYS_DIR)
+    keys = anchors.public_keys_load(sorted(folder.glob("*.pem")) if folder.is_dir() else [])
+    key = signing_key(required=False)
+    if key is not None:
+        public = key.public_key()
+        keys[anchors.key_id(public)] = public
     return keys
 
 

@@ -420,6 +420,9 @@ LOG_CHECKPOINT_DIR = os.environ.get("LOG_CHECKPOINT_DIR", str(LOCAL_STATE_DIR / 
 LOG_CHECKPOINT_KEY_FILE = os.environ.get("LOG_CHECKPOINT_KEY_FILE", str(LOCAL_STATE_DIR / "checkpoint-key.pem"))
 LOG_CHECKPOINT_TRUSTED_KEYS_DIR = os.environ.get(
     "LOG_CHECKPOINT_TRUSTED_KEYS_DIR", str(Path(LOG_CHECKPOINT_KEY_FILE).parent / "checkpoint-trusted-keys"))
+# Create the signing key where it is missing: outside production only, by default. In production the key is given
+# to the process that signs (beat); the others compare with the checkpoints using the public keys only.
+LOG_CHECKPOINT_CREATE_KEY = _env_bool("LOG_CHECKPOINT_CREATE_KEY", not PRODUCTION)
 LOG_CHECKPOINT_S3_BUCKET = os.environ.get("LOG_CHECKPOINT_S3_BUCKET", "")
 LOG_CHECKPOINT_S3_PREFIX = os.environ.get("LOG_CHECKPOINT_S3_PREFIX", "checkpoints/")
 LOG_CHECKPOINT_S3_ENDPOINT = os.environ.get("LOG_CHECKPOINT_S3_ENDPOINT", "")

@@ -182,6 +182,29 @@ def test_checkpoints_signed_before_a_key_rotation_still_count():
     assert checkpoints.newest_checkpoint().key_id != before.key_id
 
 
+def test_a_process_without_the_key_compares_with_the_checkpoints_and_writes_none(settings, tmp_path,
+                                                                                checkpoint_store):
+    _, checkpoint = _checkpointed_log()  # signed where the key is (beat, in production)
+    trusted = tmp_path / "trusted"
+    trusted.mkdir()
+    (trusted / "signer.pem").write_bytes(anchors.public_key_pem(checkpoints.signing_key().public_key()))
+    # The API's process in production: no key, no key created, the signer's public key only.
+    settings.LOG_CHECKPOINT_KEY_FILE = str(tmp_path / "absent" / "key.pem")
+    settings.LOG_CHECKPOINT_CREATE_KEY = False
+    settings.LOG_CHECKPOINT_TRUSTED_KEYS_DIR = str(trusted)
+    files = sorted(checkpoint_store.rglob("*.json"))
+
+    assert log_verify().ok
+    _as_owner_without_triggers(("DELETE FROM rems_compliancelogentry", None), ("DELETE FROM rems_logchainhead", None))
+    result = log_verify()
+
+    assert not result.ok and result.checkpoint == checkpoint.id and result.checkpoint_written is None
+    assert any(checkpoint.id in c for c in result.contradictions)
+    assert sorted(checkpoint_store.rglob("*.json")) == files and not (tmp_path / "absent").exists()
+    with pytest.raises(checkpoints.SigningKeyMissing):
+        checkpoints.checkpoint_write(now=timezone.now())
+
+
 # --- What the application's role can do -----------------------------------------------------------------
 @pytest.fixture
 def as_app_role():
