@@ -201,7 +201,11 @@ def contradictions(checkpoint):
 
 def checkpoint_write(*, now):
     """Write a checkpoint of every chain's newest entry; returns it with what contradicts the previous one."""
-    previous = newest_checkpoint()
+    return checkpoint_write_after(newest_checkpoint(), key=signing_key(), now=now)
+
+
+def checkpoint_write_after(previous, *, key, now):
+    """`checkpoint_write`, for a caller that has read the newest checkpoint (`previous`) and the signing key."""
     with connection.cursor() as cursor:
         cursor.execute(_HEADS_SQL)
         heads = {chain: (index, entry_hash) for chain, index, entry_hash in cursor.fetchall()}
@@ -219,7 +223,7 @@ def checkpoint_write(*, now):
         else:
             index, entry_hash = heads[chain]
             result.append(anchors.Anchor(chain, index, entry_hash, now.isoformat(), new_id))
-    checkpoint = anchors.checkpoint_sign(signing_key(), taken_at=now, anchors=result,
+    checkpoint = anchors.checkpoint_sign(key, taken_at=now, anchors=result,
                                          contradicted=broken_chains | set(previous.contradicted if previous else ()),
                                          previous=previous.id if previous else None)
     store().put(checkpoint)
