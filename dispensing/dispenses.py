@@ -19,7 +19,7 @@ from rems.program.models import Patient, Status
 from rems.program.selectors import RULE_SETS_LOCK
 
 from . import facts
-from .match_locks import failed_match_record, match_lock_in_force, match_lock_message
+from .match_locks import failed_match_record, match_lock_held, match_lock_message
 from .models import (
     DispenseAuthorization,
     DispenseStatus,
@@ -32,17 +32,15 @@ from .prepared import fetch_one, prepared_cursor
 from .rows import patient_lock, prescription_lock
 
 
-# The decision's locks, in one statement and in this order: the pharmacy's turn (requests of one pharmacy take
-# turns, so that each sees the failures counted before it: no burst of guesses, of birth dates for one number or of
-# numbers, can slip past the limits), then the shared lock on the rule sets of the number's program, held until commit
-# (`selectors.rule_set_for_decision`). The subquery taking the second lock depends on the row that took the first,
-# so it runs after it. Returns the authorization's id (None when no authorization has the number). Everything the
-# decision reads is read by later statements, which see whatever committed before these locks were granted.
+# The decision's lock: the shared lock on the rule sets of the number's program, held until commit
+# (`selectors.rule_set_for_decision`). Returns the authorization's id (None when no authorization has the number).
+# Everything the decision reads is read by later statements, which see whatever committed before the lock was
+# granted. Requests of one pharmacy are decided side by side; the failed-match limits hold by the order in which
+# they read and count failures (`match_locks`).
 _DECISION_LOCKS_SQL = f"""SELECT (SELECT locked.id FROM (
           SELECT p.id, pg_advisory_xact_lock_shared({RULE_SETS_LOCK}, p.program_id::integer) AS shared
             FROM dispensing_prescription p
-           WHERE p.authorization_number = %(number)s::text AND turn.taken IS NOT NULL OFFSET 0) locked)
-  FROM (SELECT pg_advisory_xact_lock(hashtextextended(%(turn)s::text, 0)) AS taken OFFSET 0) turn
+           WHERE p.authorization_number = %(number)s::text OFFSET 0) locked)
 """
 
 _RDA_COLUMNS = [field for field in DispenseAuthorization._meta.concrete_fields]
@@ -87,28 +85,30 @@ def dispense_authorization_request(*, actor, pharmacy, authorization_number, dat
     """Check every gate again for the pharmacy at the counter and, when all pass, approve an RDA.
     Returns (decision, log entry, RDA or None)."""
     request = gates.DispenseRequestFact(date_of_birth=date_of_birth, ndc=ndc, quantity=quantity, days_supply=days_supply)
-    (logged_prescription_id,) = fetch_one(_DECISION_LOCKS_SQL, {
-        "number": authorization_number, "turn": f"dispense:{pharmacy.pk}"})
-    lock = match_lock_in_force(pharmacy, authorization_number)
-    # Even a request refused unseen stays in the prescription's history; nothing of it goes into the answer.
-    found = None
-    if lock is not None:
-        decision_facts = facts.locked_out_facts(request=request, lock_message=match_lock_message(lock))
-    else:
+    (logged_prescription_id,) = fetch_one(_DECISION_LOCKS_SQL, {"number": authorization_number})
+    decision_facts, found = facts.dispense_facts(authorization_number=authorization_number, pharmacy=pharmacy,
+                                                 request=request, now=now)
+    if found is not None and found.status == PrescriptionStatus.AUTHORIZED and found.lapsed_rda:
+        # An RDA that lapsed undispensed releases the authorization first, so that no decision depends on the
+        # sweep having run.
+        _lapsed_rda_release(found.id, now)
         decision_facts, found = facts.dispense_facts(authorization_number=authorization_number, pharmacy=pharmacy,
                                                      request=request, now=now)
-        if found is not None and found.status == PrescriptionStatus.AUTHORIZED and found.lapsed_rda:
-            # An RDA that lapsed undispensed releases the authorization first, so that no decision depends on
-            # the sweep having run.
-            _lapsed_rda_release(found.id, now)
-            decision_facts, found = facts.dispense_facts(authorization_number=authorization_number,
-                                                         pharmacy=pharmacy, request=request, now=now)
     decision = gates.dispense_decide(facts=decision_facts, now=now)
+    # Before the answer is kept: a failed match is counted, and any other answer waits for the failures being
+    # counted; either finds the lock that came first, if any (`match_locks`).
+    if decision.failed_match:
+        lock = failed_match_record(actor=actor, pharmacy=pharmacy, kind=MatchLockKind(decision.failed_match),
+                                   authorization_number=authorization_number, now=now)
+    else:
+        lock = match_lock_held(pharmacy, authorization_number)
+    if lock is not None:
+        # Refused unseen: even so it stays in the prescription's history; nothing of it goes into the answer.
+        found = None
+        decision_facts = facts.locked_out_facts(request=request, lock_message=match_lock_message(lock))
+        decision = gates.dispense_decide(facts=decision_facts, now=now)
     entry_id = uuid.uuid4()
     rda = None
-    if decision.failed_match:
-        failed_match_record(actor=actor, pharmacy=pharmacy, kind=MatchLockKind(decision.failed_match),
-                            authorization_number=authorization_number, now=now)
     if decision.approved:
         rda = DispenseAuthorization(
             rda_number=authorization_number_new(DISPENSE_PREFIX), prescription_id=found.id, pharmacy=pharmacy,

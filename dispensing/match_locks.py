@@ -1,6 +1,16 @@
 """Failed-match locks: a pharmacy that gives too many wrong dates of birth for one authorization number, or too
 many numbers that match no authorization, has its further dispense requests refused until a program
-administrator clears the lock. The counts live in PostgreSQL, so every process sees them."""
+administrator clears the lock. The counts live in PostgreSQL, so every process sees them.
+
+Requests of one pharmacy are decided side by side; what keeps a burst of them from slipping past a limit is the
+order in which they read and write the counters, once each has its answer and before it is kept:
+- a failed match locks its counter row (`failed_match_record`, FOR UPDATE): failures of one kind take turns, and
+  each is counted only if no lock was in force when its turn came;
+- any other answer reads the pharmacy's counters with a share lock (`match_lock_held`, FOR SHARE): it waits for a
+  failure being counted and sees its outcome, and a failure waits for it in turn.
+A request whose answer would come after a lock is refused unseen instead: after the limit, not one more request is
+evaluated, however many arrive at once (`tests/integration/test_races.py`).
+"""
 
 from datetime import timedelta
 
@@ -15,6 +25,7 @@ from rems.program.models import NotificationKind
 from rems.program.notifications import administrators, notification_create
 
 from .models import MatchLock, MatchLockKind
+from .prepared import prepared_cursor
 
 # Unknown numbers count toward the lock within this window; birth-date failures count until cleared.
 UNKNOWN_NUMBER_WINDOW = timedelta(hours=24)
@@ -30,6 +41,24 @@ def match_lock_in_force(pharmacy, authorization_number):
     )
 
 
+# The counters that can refuse a pharmacy's request for a number, share-locked until the request's transaction ends.
+_HELD_SQL = f"""SELECT kind, failures, locked_at IS NOT NULL FROM {MatchLock._meta.db_table}
+ WHERE pharmacy_id = %(pharmacy)s::uuid AND cleared_at IS NULL
+   AND (kind = '{MatchLockKind.AUTHORIZATION_NUMBER}'
+        OR (kind = '{MatchLockKind.BIRTH_DATE}' AND authorization_number = %(number)s::text))
+ FOR SHARE"""
+
+
+def match_lock_held(pharmacy, authorization_number):
+    """The lock in force for this pharmacy and number, read after every failure counted before it (see above);
+    None when there is none. Runs in the caller's transaction, which keeps the counters share-locked."""
+    with prepared_cursor() as cursor:
+        cursor.execute(_HELD_SQL, {"pharmacy": pharmacy.pk, "number": authorization_number})
+        rows = cursor.fetchall()
+    return next((MatchLock(pharmacy=pharmacy, kind=kind, failures=failures, authorization_number=authorization_number)
+                 for kind, failures, locked in rows if locked), None)
+
+
 def match_lock_message(lock):
     """Why the pharmacy's requests are refused, for the MATCH_ATTEMPTS_LIMIT check."""
     what = ("wrong dates of birth for this authorization number" if lock.kind == MatchLockKind.BIRTH_DATE
@@ -40,7 +69,11 @@ def match_lock_message(lock):
 
 def failed_match_record(*, actor, pharmacy, kind, authorization_number, now):
     """Count a failed match (`kind`: a MatchLockKind); past the limit, lock the pharmacy's further attempts and
-    alert the administrators. Runs in the caller's transaction."""
+    alert the administrators. Runs in the caller's transaction. Returns the lock in force when one came first (this
+    failure's turn came after it): then nothing is counted, and the request is refused unseen."""
+    in_force = match_lock_in_force(pharmacy, authorization_number)
+    if in_force is not None:
+        return in_force
     limit = (settings.REMS_BIRTH_DATE_FAILURES if kind == MatchLockKind.BIRTH_DATE
              else settings.REMS_UNKNOWN_NUMBER_FAILURES)
     # Unknown numbers are counted per pharmacy, whatever the number.
@@ -51,6 +84,8 @@ def failed_match_record(*, actor, pharmacy, kind, authorization_number, now):
             lock = MatchLock.objects.create(**key, failures=0, first_failure_at=now, last_failure_at=now)
     except IntegrityError:
         lock = MatchLock.objects.select_for_update().get(**key, cleared_at__isnull=True)
+        if lock.locked_at is not None:
+            return lock
     if kind == MatchLockKind.AUTHORIZATION_NUMBER and lock.locked_at is None and (
             lock.first_failure_at < now - UNKNOWN_NUMBER_WINDOW):
         lock.failures, lock.first_failure_at = 0, now
@@ -71,6 +106,7 @@ def failed_match_record(*, actor, pharmacy, kind, authorization_number, now):
                  f"/api/v1/match-locks/{lock.pk}/clear.",
         )
     lock.save()
+    return None
 
 
 class CannotClearLock(ActionRefused):

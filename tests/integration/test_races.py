@@ -36,6 +36,13 @@ def _race(call):
         return list(pool.map(one, range(RACERS)))
 
 
+def _in_thread(answers, call, *args):
+    try:
+        answers.append(call(Api(), *args))
+    finally:
+        connection.close()
+
+
 def test_50_concurrent_dispense_requests_give_exactly_one_approval(world):
     ours = world["ours"]
     setup = Api()
@@ -126,6 +133,74 @@ def test_a_burst_of_wrong_birth_dates_cannot_slip_past_the_limit(world, settings
     # The right birth date is approved only if it came before the limit was reached; never after.
     assert len(approved) <= 1
     assert sum(f == {"MATCH_ATTEMPTS_LIMIT"} for f in failed) == RACERS - 3 - len(approved)
+
+
+@pytest.mark.parametrize("kind", ["birth_date", "authorization_number"])
+def test_a_right_request_waits_for_a_failure_being_counted_and_is_refused_when_it_locks(world, kind):
+    """A failure that reaches the limit while a right request is being decided: the right request's answer comes
+    after the failure's, so it is refused unseen, not approved."""
+    import psycopg
+    from django.conf import settings as django_settings
+
+    from dispensing.models import MatchLock
+
+    ours = world["ours"]
+    setup = Api()
+    patient_id = enroll(setup, ours.tokens["prescriber"], risk_category="FNRP_ADULT")
+    _, decision = prescribe(setup, ours.tokens["prescriber"], patient_id)
+    number = decision["authorization_number"]
+    now = timezone.now()
+    lock = MatchLock.objects.create(pharmacy=ours.pharmacy, kind=kind, failures=2, first_failure_at=now,
+                                    last_failure_at=now, authorization_number=number if kind == "birth_date" else "")
+    db = django_settings.DATABASES["default"]
+    failure = psycopg.connect(host=db["HOST"], port=db["PORT"], user=db["USER"], dbname=db["NAME"])
+    # The failure that reaches the limit, counted and not yet committed.
+    failure.execute("SELECT 1 FROM dispensing_matchlock WHERE id = %s FOR UPDATE", [lock.pk])
+    failure.execute("UPDATE dispensing_matchlock SET failures = 3, locked_at = now() WHERE id = %s", [lock.pk])
+    answers = []
+    right = threading.Thread(target=_in_thread, args=(answers, request_rda, ours.tokens["pharmacist"], number))
+    right.start()
+    try:
+        right.join(timeout=1.0)
+        assert right.is_alive(), answers  # waiting for the failure's turn to end
+        failure.commit()
+        right.join(timeout=30)
+    finally:
+        failure.close()
+    ((status, body),) = answers
+    assert status == 422 and [c["code"] for c in body["checks"]] == ["MATCH_ATTEMPTS_LIMIT"], body
+    assert not DispenseAuthorization.objects.filter(prescription__authorization_number=number).exists()
+
+
+def test_a_right_request_after_a_failure_that_stayed_under_the_limit_is_approved(world):
+    import psycopg
+    from django.conf import settings as django_settings
+
+    from dispensing.models import MatchLock
+
+    ours = world["ours"]
+    setup = Api()
+    patient_id = enroll(setup, ours.tokens["prescriber"], risk_category="FNRP_ADULT")
+    _, decision = prescribe(setup, ours.tokens["prescriber"], patient_id)
+    number = decision["authorization_number"]
+    now = timezone.now()
+    lock = MatchLock.objects.create(pharmacy=ours.pharmacy, kind="birth_date", failures=1, first_failure_at=now,
+                                    last_failure_at=now, authorization_number=number)
+    db = django_settings.DATABASES["default"]
+    failure = psycopg.connect(host=db["HOST"], port=db["PORT"], user=db["USER"], dbname=db["NAME"])
+    failure.execute("UPDATE dispensing_matchlock SET failures = 2 WHERE id = %s", [lock.pk])
+    answers = []
+    right = threading.Thread(target=_in_thread, args=(answers, request_rda, ours.tokens["pharmacist"], number))
+    right.start()
+    try:
+        right.join(timeout=1.0)
+        assert right.is_alive(), answers
+        failure.commit()
+        right.join(timeout=30)
+    finally:
+        failure.close()
+    ((status, body),) = answers
+    assert status == 201, body
 
 
 @pytest.mark.parametrize("workers", [2, 4])
