@@ -31,13 +31,25 @@ class SystemReason:
     REVERSED_AFTER_VALIDITY = "dispense authorization reversed after the validity ended"
 
 
+# Every index of a table is written by every change of status (no change of status is a HOT update: `status` is in
+# the predicates of the partial indexes), so an index no query needs is a cost with nothing in return. The foreign
+# keys below with db_index=False are read through another index that starts with the same column, or never filtered
+# on alone; the rows they point to are never deleted (PROTECT, and no code or admin page deletes a patient,
+# prescriber, program, product, pharmacy or user). The numbers are looked up by equality only, through their unique
+# index: the varchar_pattern_ops index Django adds beside it for LIKE is dropped by migration 0006.
+
+
 class Prescription(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     authorization_number = models.CharField(max_length=12, unique=True)
-    patient = models.ForeignKey("rems.Patient", on_delete=models.PROTECT, related_name="prescriptions")
-    prescriber = models.ForeignKey("rems.Prescriber", on_delete=models.PROTECT, related_name="prescriptions")
-    program = models.ForeignKey("rems.Program", on_delete=models.PROTECT, related_name="+")
-    product = models.ForeignKey("rems.Product", on_delete=models.PROTECT, related_name="+")
+    # read through (patient, -issued_at) and the one-open-per-patient index
+    patient = models.ForeignKey("rems.Patient", on_delete=models.PROTECT, related_name="prescriptions",
+                                db_index=False)
+    # read through (prescriber, -issued_at)
+    prescriber = models.ForeignKey("rems.Prescriber", on_delete=models.PROTECT, related_name="prescriptions",
+                                   db_index=False)
+    program = models.ForeignKey("rems.Program", on_delete=models.PROTECT, related_name="+", db_index=False)
+    product = models.ForeignKey("rems.Product", on_delete=models.PROTECT, related_name="+", db_index=False)
     quantity = models.PositiveIntegerField()
     days_supply = models.PositiveSmallIntegerField()
     risk_category = models.CharField(max_length=40)
@@ -91,9 +103,11 @@ class DispenseAuthorization(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     rda_number = models.CharField(max_length=12, unique=True)
     prescription = models.ForeignKey(Prescription, on_delete=models.PROTECT, related_name="dispense_authorizations")
-    pharmacy = models.ForeignKey("rems.Pharmacy", on_delete=models.PROTECT, related_name="dispense_authorizations")
-    requested_by = models.ForeignKey("accounts.User", on_delete=models.PROTECT, related_name="+")
-    product = models.ForeignKey("rems.Product", on_delete=models.PROTECT, related_name="+")
+    # read through (pharmacy, -approved_at)
+    pharmacy = models.ForeignKey("rems.Pharmacy", on_delete=models.PROTECT, related_name="dispense_authorizations",
+                                 db_index=False)
+    requested_by = models.ForeignKey("accounts.User", on_delete=models.PROTECT, related_name="+", db_index=False)
+    product = models.ForeignKey("rems.Product", on_delete=models.PROTECT, related_name="+", db_index=False)
     quantity = models.PositiveIntegerField()
     days_supply = models.PositiveSmallIntegerField()
     rule_set = models.CharField(max_length=60)
@@ -102,7 +116,7 @@ class DispenseAuthorization(models.Model):
     expires_at = models.DateTimeField()
     dispensed_at = models.DateTimeField(null=True, blank=True)
     dispensed_by = models.ForeignKey(
-        "accounts.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        "accounts.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
     )
     counseling_confirmed = models.BooleanField(default=False)
     medication_guide_provided = models.BooleanField(default=False)
