@@ -5,7 +5,9 @@ once-a-minute logging of refusals are built on it."""
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
+
+from rems.prepared import prepared_cursor
 
 from .models import RequestCounter
 
@@ -14,21 +16,24 @@ WINDOW = timedelta(minutes=1)
 COUNTER_RETENTION = timedelta(hours=1)
 
 
+_COUNT_SQL = """INSERT INTO accounts_requestcounter (scope, window_start, count)
+SELECT scope, %(window)s::timestamptz, 1 FROM unnest(%(scopes)s::text[]) scope{quick}
+ON CONFLICT (scope, window_start) DO UPDATE SET count = accounts_requestcounter.count + 1
+RETURNING scope, count"""
+# Alone in its transaction (one statement, committed by itself), a count need not survive a crash: its commit does
+# not wait for the disk, so a counted request costs no extra flush. Within a caller's transaction it commits with
+# the caller's work, as durably as that work asks.
+_COUNT_ALONE = _COUNT_SQL.format(quick=", (SELECT set_config('synchronous_commit', 'off', true)) quick")
+_COUNT_WITHIN = _COUNT_SQL.format(quick="")
+
+
 def count_requests(scopes, now):
-    """Add one request to each scope's current window; return ({scope: count}, the window's start)."""
+    """Add one request to each scope's current window; return ({scope: count}, the window's start). One
+    statement, prepared."""
     window = now.replace(second=0, microsecond=0)
-    values = ", ".join(["(%s, %s, 1)"] * len(scopes))
-    params = [p for scope in scopes for p in (scope, window)]
-    with transaction.atomic(), connection.cursor() as cursor:
-        # A counter need not survive a crash: its commit does not wait for the disk, so a throttled request costs
-        # no extra flush.
-        cursor.execute("SET LOCAL synchronous_commit TO off")
-        cursor.execute(
-            f"INSERT INTO accounts_requestcounter (scope, window_start, count) VALUES {values} "
-            "ON CONFLICT (scope, window_start) DO UPDATE SET count = accounts_requestcounter.count + 1 "
-            "RETURNING scope, count",
-            params,
-        )
+    with prepared_cursor() as cursor:
+        cursor.execute(_COUNT_WITHIN if connection.in_atomic_block else _COUNT_ALONE,
+                       {"window": window, "scopes": list(scopes)})
         return dict(cursor.fetchall()), window
 
 

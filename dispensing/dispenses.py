@@ -28,7 +28,7 @@ from .models import (
     PrescriptionStatus,
     SystemReason,
 )
-from .prepared import fetch_one, prepared_cursor
+from rems.prepared import fetch_one, placeholder, prepared_cursor
 from .rows import patient_lock, prescription_lock
 
 
@@ -44,7 +44,7 @@ _DECISION_LOCKS_SQL = f"""SELECT (SELECT locked.id FROM (
 """
 
 _RDA_COLUMNS = [field for field in DispenseAuthorization._meta.concrete_fields]
-_RDA_VALUES = ", ".join(f"%({field.attname})s::{field.db_type(connection)}" for field in _RDA_COLUMNS)
+_RDA_VALUES = ", ".join(placeholder(field) for field in _RDA_COLUMNS)
 _RDA_INSERT = (f"INSERT INTO {DispenseAuthorization._meta.db_table} ({', '.join(f.column for f in _RDA_COLUMNS)}) "
                f"SELECT {_RDA_VALUES} FROM {{source}} ON CONFLICT (rda_number) DO NOTHING RETURNING 1")
 

@@ -14,7 +14,7 @@ from rems.program.models import AttestationKind
 from rems.program.selectors import rule_set_fact_held, rule_set_keys_held
 
 from .models import OPEN_PRESCRIPTION_STATUSES, DispenseStatus, PrescriptionStatus
-from .prepared import fetch_one
+from rems.prepared import fetch_one
 
 # How many recent pregnancy tests a decision reads at most: the lookback window is at most a few weeks, so a
 # history of any length costs the same.

@@ -25,7 +25,7 @@ from rems.program.models import NotificationKind
 from rems.program.notifications import administrators, notification_create
 
 from .models import MatchLock, MatchLockKind
-from .prepared import prepared_cursor
+from rems.prepared import prepared_cursor
 
 # Unknown numbers count toward the lock within this window; birth-date failures count until cleared.
 UNKNOWN_NUMBER_WINDOW = timedelta(hours=24)

@@ -27,7 +27,7 @@ from .models import (
     PrescriptionStatus,
     SystemReason,
 )
-from .prepared import fetch_one, prepared_cursor
+from rems.prepared import fetch_one, placeholder, prepared_cursor
 
 
 # The decision's locks, in one statement and in this order: the patient's row (one decision per patient at a time:
@@ -43,7 +43,7 @@ _DECISION_LOCKS_SQL = f"""SELECT {", ".join(f"locked.{field.column}" for field i
 _PRESCRIPTION_COLUMNS = [field for field in Prescription._meta.concrete_fields]
 _PRESCRIPTION_INSERT = (
     f"INSERT INTO {Prescription._meta.db_table} ({', '.join(f.column for f in _PRESCRIPTION_COLUMNS)}) "
-    f"VALUES ({', '.join(f'%({f.attname})s::{f.db_type(connection)}' for f in _PRESCRIPTION_COLUMNS)}) "
+    f"VALUES ({', '.join(placeholder(f) for f in _PRESCRIPTION_COLUMNS)}) "
     "ON CONFLICT (authorization_number) DO NOTHING RETURNING 1"
 )
 

@@ -9,6 +9,10 @@ Either way the database's insert trigger hashes and chains each entry, whatever 
 import contextvars
 import uuid
 
+from django.db import connection
+
+from rems.prepared import placeholder, prepared_cursor
+
 from .actions import Action
 from .models import ComplianceLogEntry
 
@@ -21,6 +25,15 @@ COLUMNS = (
     "id", "occurred_at", "action", "outcome", "actor_user_id", "actor_username", "actor_role",
     "actor_prescriber_id", "actor_pharmacy_id", "program", "object_type", "object_id", "patient_id",
     "prescriber_id", "pharmacy_id", "prescription_id", "rule_set", "checks", "facts", "detail", "request_id",
+)
+
+
+_FIELDS = [ComplianceLogEntry._meta.get_field(column) for column in COLUMNS]
+# One entry, as a prepared statement: written once, parsed and planned once per connection.
+_INSERT_SQL = (
+    f"INSERT INTO {ComplianceLogEntry._meta.db_table} ({', '.join(COLUMNS)}) VALUES ("
+    + ", ".join(placeholder(field) for field in _FIELDS)
+    + ") RETURNING seq"
 )
 
 
@@ -80,7 +93,13 @@ def log_entry_write(
         "detail": detail or {},
         "request_id": request_id_var.get(),
     }
-    return ComplianceLogEntry.objects.create(**row)
+    entry = ComplianceLogEntry(**row)
+    with prepared_cursor() as cursor:
+        cursor.execute(_INSERT_SQL, {field.attname: field.get_db_prep_save(getattr(entry, field.attname), connection)
+                                     for field in _FIELDS})
+        (entry.seq,) = cursor.fetchone()
+    entry._state.adding, entry._state.db = False, connection.alias
+    return entry
 
 
 # What a column holds when a set-based writer gives no expression for it.

@@ -159,6 +159,10 @@ REMS_DB_IDLE_IN_TRANSACTION_TIMEOUT = _seconds("REMS_DB_IDLE_IN_TRANSACTION_TIME
 # found dead at its first query, and within 7 s when the server freezes under one of its statements.
 REMS_DB_WAIT_TIMEOUT = _seconds("REMS_DB_WAIT_TIMEOUT", (REMS_DB_STATEMENT_TIMEOUT or 5) + 2)
 REMS_DB_PING_TIMEOUT = _seconds("REMS_DB_PING_TIMEOUT", 2, 2)
+# A connection in steady use is not pinged at every request (rems/config/postgresql/base.py, `is_usable`): only
+# once it has gone this long without a check; in between, a server that ended the session is noticed without a
+# round trip, and one that froze by the first statement's REMS_DB_WAIT_TIMEOUT.
+REMS_DB_PING_IDLE = _seconds("REMS_DB_PING_IDLE", 5, 5)
 REMS_DB_CONNECT_TIMEOUT = max(1, round(_seconds("REMS_DB_CONNECT_TIMEOUT", 3, 3)))
 # The auditor's exports and the log's verification read the whole log in one statement: their views (by URL name)
 # get REMS_DB_LONG_STATEMENT_TIMEOUT instead (rems/config/middleware.py).

@@ -12,7 +12,7 @@ from django.db import connection
 
 from accounts.models import ApiKey, User
 from accounts.services import api_key_hash, api_key_use, auth_failure_log
-from dispensing.prepared import fetch_one
+from rems.prepared import fetch_one
 from rems.program.models import Pharmacy, Prescriber
 from rems.program.selectors import party_barred_expression
 

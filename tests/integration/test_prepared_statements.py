@@ -1,4 +1,4 @@
-"""The hot paths' prepared statements (`dispensing/prepared.py`) keep nothing but the statement: a key revoked or a
+"""The hot paths' prepared statements (`rems/prepared.py`) keep nothing but the statement: a key revoked or a
 user deactivated by another process is refused on the very next lookup, even on a connection that has the lookup
 prepared, and a rule set loaded by another process is in force at its moment for a process that holds the one
 before. Real connections, committed transactions."""

@@ -34,7 +34,7 @@ PAGES = {
     "patient page": 16,
     "prescription page": 6,  # the category's label comes from the rule set
     "counter": 5,
-    "counter decision": 11,
+    "counter decision": 10,
     "dispense page": 4,
     "dispense list": 5,
     "compliance log": 5,

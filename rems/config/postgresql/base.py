@@ -9,6 +9,7 @@ forever. So here every wait for a reply (a statement, a fetch, a commit, a ping)
 the operation raises `OperationalError`, which the API answers with 503 (docs/operations.md, "Degraded mode").
 """
 
+import select
 import threading
 from contextlib import contextmanager
 from time import monotonic
@@ -88,11 +89,32 @@ class _Psycopg:
 class DatabaseWrapper(base.DatabaseWrapper):
     Database = _Psycopg()
 
+    _pinged_at = None
+
     def is_usable(self):
-        # A ping that is not answered at once means the connection is not usable: a new one is opened instead.
+        """Django asks at the first query of each request whether a persistent connection still works. Without a
+        round trip when it was checked moments ago: a connection psycopg knows is closed or broken is not usable,
+        nor one whose socket has something to read while idle (a server that ended the session, on a restart or
+        a termination, sends its reason and closes). Past `REMS_DB_PING_IDLE` since its last check, it is pinged
+        as well; a ping that is not answered at once means it is not usable. A new one is opened instead."""
+        raw = self.connection
+        if raw is None or raw.closed or raw.broken:
+            return False
+        try:
+            readable, _, _ = select.select([raw.fileno()], [], [], 0)
+        except (OSError, ValueError, psycopg.Error):
+            return False
+        if readable:
+            return False
+        now = monotonic()
+        if self._pinged_at is not None and now - self._pinged_at < settings.REMS_DB_PING_IDLE:
+            self._pinged_at = now
+            return True
         limit = wait_limit()
         with waits_bounded(min(limit, settings.REMS_DB_PING_TIMEOUT) if limit else settings.REMS_DB_PING_TIMEOUT):
-            return super().is_usable()
+            usable = super().is_usable()
+        self._pinged_at = monotonic() if usable else None
+        return usable
 
     @contextmanager
     def _nodb_cursor(self):

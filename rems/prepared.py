@@ -1,5 +1,6 @@
-"""Statements of the hot paths (the API key lookup, the two decisions), written once as SQL and run as prepared
-statements: PostgreSQL parses and plans each one once per connection, and no ORM builds SQL on every request.
+"""Statements of the hot paths (the API key lookup, the decisions, the log entry, the request counters),
+written once as SQL and run as prepared statements: PostgreSQL parses and plans each one once per connection, and no
+ORM builds SQL on every request.
 
 A statement runs through Django's cursor wrapper, so it is counted, logged and timed as every other query (the
 query-count tests see it), and its errors are Django's. Only the binding differs: parameters travel apart from the
@@ -46,6 +47,14 @@ def prepared_cursor():
         cursor = _PreparedCursor(raw)
     connection.validate_thread_sharing()
     return _DebugWrapper(cursor, connection) if connection.queries_logged else connection.make_cursor(cursor)
+
+
+def placeholder(field):
+    """The parameter of `field`'s value in a prepared INSERT, cast to the column's type: a character column's value
+    is cast to text, so that the column itself refuses an overlong value (an explicit cast to `varchar(n)` would
+    cut it short without a word)."""
+    db_type = field.db_type(connection)
+    return f"%({field.attname})s::{'text' if db_type.startswith('varchar') else db_type}"
 
 
 def fetch_one(sql, params):
