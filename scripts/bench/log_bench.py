@@ -4,15 +4,19 @@ transaction (16), verification rate, and the CSV export's rate and peak memory.
     python scripts/bench/log_bench.py [--entries 1000000] [--out bench-results]
 
 Uses its own database, `rems_bench`, on the server of DATABASE_URL (default postgresql://postgres@127.0.0.1:5432),
-dropped and created anew. Writes log-bench.json and log-bench.md to --out and prints the Markdown.
+dropped and created anew, and its own checkpoint store and signing key in a temporary directory. The log to verify
+and export is written through the real insert trigger, 5,000 entries a transaction on two connections. Writes
+log-bench.json and log-bench.md to --out and prints the Markdown.
 """
 
 import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -28,6 +32,13 @@ from serve import database_create, database_drop  # noqa: E402
 
 def _setup_django(url):
     os.environ["DATABASE_URL"] = url
+    # The verification compares the log with the checkpoints and writes the next one: this throwaway database's
+    # checkpoints and key are its own, in a directory that goes with it, never those of `make run` (.local/), which
+    # a log built anew would contradict.
+    state = Path(tempfile.mkdtemp(prefix="rems-log-bench-"))
+    os.environ["LOG_CHECKPOINT_DIR"] = str(state / "checkpoints")
+    os.environ["LOG_CHECKPOINT_KEY_FILE"] = str(state / "checkpoint-key.pem")
+    os.environ.pop("LOG_CHECKPOINT_S3_BUCKET", None)
     os.environ["REMS_ENV"] = "development"
     os.environ["LOG_LEVEL"] = "WARNING"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rems.config.settings")
@@ -51,9 +62,15 @@ SAMPLE_FACTS = json.dumps({
 })
 
 
-def _fill(connection, entries, batch=1000):
-    """Insert entries through the log's own set-based writer and the real trigger, in transactions of `batch`
-    rows: decisions, one in five denied."""
+FILL_BATCH, FILL_WRITERS = 5000, 2
+
+
+def _fill(entries, batch, writers):
+    """Insert entries through the log's own set-based writer and the real trigger: decisions, one in five denied,
+    in transactions of `batch` rows, on `writers` connections at once (as the sweep writes its entries; each
+    transaction appends to its own chain). Returns the seconds it took."""
+    from django.db import connection as main_connection
+
     from rems.compliance_log.actions import Action
     from rems.compliance_log.writer import log_insert_params, log_insert_sql
 
@@ -67,14 +84,31 @@ def _fill(connection, entries, batch=1000):
             "checks": "%(checks)s::jsonb", "facts": "%(facts)s::jsonb",
         },
     )
-    done, started = 0, time.perf_counter()
-    while done < entries:
-        n = min(batch, entries - done)
-        with connection.cursor() as cursor:
-            cursor.execute(sql, {**log_insert_params(), "entries": entries, "checks": SAMPLE_CHECKS,
-                                 "facts": SAMPLE_FACTS, "first": done + 1, "last": done + n})
-        connection.commit()
-        done += n
+    main_connection.close()
+    ranges = [(first, min(first + batch - 1, entries)) for first in range(1, entries + 1, batch)]
+    errors = []
+
+    def writer(mine):
+        from django.db import connection, transaction
+
+        try:
+            for first, last in mine:
+                with transaction.atomic(), connection.cursor() as cursor:
+                    cursor.execute(sql, {**log_insert_params(), "entries": entries, "checks": SAMPLE_CHECKS,
+                                         "facts": SAMPLE_FACTS, "first": first, "last": last})
+        except Exception as exc:  # noqa: BLE001 - raised below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    pool = [threading.Thread(target=writer, args=(ranges[i::writers],)) for i in range(writers)]
+    started = time.perf_counter()
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    if errors:
+        raise errors[0]
     return time.perf_counter() - started
 
 
@@ -118,12 +152,17 @@ def _append_throughput(threads, per_thread):
 
 
 def _set_chains(chains):
+    """The log's functions as the migrations install them (version 4), with `chains` chains instead of
+    `CHAINS`; `_set_chains(CHAINS)` puts back exactly the functions of the migrations."""
     from django.db import connection
 
     from rems.compliance_log import sql as log_sql
 
+    functions = log_sql.APPEND_FUNCTION_V4
+    marker = f"% {log_sql.CHAINS})"
+    assert functions.count(marker) == 2, "the chain count's place in the append functions has moved"
     with connection.cursor() as cursor:
-        cursor.execute(log_sql.APPEND_FUNCTION_V3.replace(f"% {log_sql.CHAINS})", f"% {chains})"))
+        cursor.execute(functions.replace(marker, f"% {chains})"))
 
 
 def _export_child(token_file, query):
@@ -185,19 +224,20 @@ def main():
             row["chains"] = chains
             appends.append(row)
             print(f"append: chains={chains} threads={threads}: {row['appends_per_second']}/s", flush=True)
-    _set_chains(16)
+            if row["errors"]:  # a writer that failed stopped early: its rate would be no rate at all
+                raise RuntimeError(f"append: chains={chains} threads={threads}: {row['errors']}")
+    from rems.compliance_log.sql import CHAINS
+
+    _set_chains(CHAINS)
     results["append"] = appends
 
     # 2. A log of the size asked for, written through the trigger.
-    connection.connect()
-    connection.set_autocommit(False)
-    fill_seconds = _fill(connection, args.entries)
-    connection.set_autocommit(True)
+    fill_seconds = _fill(args.entries, batch=FILL_BATCH, writers=FILL_WRITERS)
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM rems_compliancelogentry")
         total = cursor.fetchone()[0]
-    results["fill"] = {"entries": total, "seconds": round(fill_seconds, 1),
-                       "entries_per_second": round(args.entries / fill_seconds)}
+    results["fill"] = {"entries": total, "seconds": round(fill_seconds, 1), "batch": FILL_BATCH,
+                       "writers": FILL_WRITERS, "entries_per_second": round(args.entries / fill_seconds)}
     print(f"filled {total} entries in {fill_seconds:.1f} s", flush=True)
 
     # 3. Verification of the whole log.
@@ -229,6 +269,7 @@ def main():
     print(markdown)
     connection.close()
     database_drop("rems_bench")
+    shutil.rmtree(Path(os.environ["LOG_CHECKPOINT_DIR"]).parent, ignore_errors=True)
 
 
 def _markdown(r):
@@ -241,7 +282,7 @@ def _markdown(r):
     lines += [f"| {a['chains']} | {a['threads']} | {a['appends']} | {a['appends_per_second']} |" for a in r["append"]]
     v, f = r["verify"], r["fill"]
     lines += ["", f"Fill: {f['entries']} entries through the insert trigger in {f['seconds']} s "
-                  f"({f['entries_per_second']}/s).",
+                  f"({f['entries_per_second']}/s; {f['batch']:,} a transaction on {f['writers']} connections).",
               f"Verification: {v['entries']} entries in {v['seconds']} s ({v['entries_per_second']}/s), ok={v['ok']} "
               f"(target for 1,000,000 entries: under 60 s).",
               "", "| CSV export rows | seconds | rows/s | peak RSS (MiB) |", "|---|---|---|---|"]
