@@ -5,11 +5,18 @@ request, so an object outside the caller's scope is simply not found (404), exac
 exist.
 """
 
+from django.db import connections
+from django.db.models.expressions import Col
+from django.db.models.fields.related_lookups import RelatedExact
+from django.db.models.lookups import Exact
+from django.db.models.query import ModelIterable, get_related_populators
+from django.db.models.sql.where import WhereNode
 from django.http import Http404
 
 from accounts.models import PHARMACY_ROLES, PRESCRIBER_ROLES, PROGRAM_ROLES, Role, User
 from dispensing.models import DispenseAuthorization, MatchLock, Prescription
 from rems.compliance_log.models import ComplianceLogEntry
+from rems.prepared import prepared_cursor
 from rems.program.models import Certification, Notification, Patient, Pharmacy, Prescriber
 
 ADMIN = {Role.ADMIN}
@@ -120,7 +127,74 @@ def users_for(user):
 
 def get_in_scope(queryset, **lookup):
     """Fetch one object from a scoped queryset; anything else is a 404."""
-    obj = queryset.filter(**lookup).first()
+    filtered = queryset.filter(**lookup)
+    obj = _compiled_first(filtered)
+    if obj is _NOT_COMPILED:
+        obj = filtered.first()
     if obj is None:
         raise Http404
+    return obj
+
+
+# A lookup in scope is the same statement for every caller of one role: the ORM compiles it once per shape (the
+# model, the tables joined, the columns compared and the related rows selected, never the values), and it runs as a
+# prepared statement with each request's values. A queryset of another kind (an annotation, a lookup other than
+# equality, an expression) is compiled as usual.
+_NOT_COMPILED = object()
+_statements = {}
+
+
+class _Unshaped(Exception):
+    pass
+
+
+def _shape(node, values):
+    if isinstance(node, WhereNode):
+        return (node.connector, node.negated, tuple(_shape(child, values) for child in node.children))
+    if type(node) in (Exact, RelatedExact) and isinstance(node.lhs, Col) and not hasattr(node.rhs, "resolve_expression"):
+        values.append(node)
+        return (node.lhs.alias, node.lhs.target.column)
+    raise _Unshaped
+
+
+def _compiled_first(queryset):
+    query = queryset.query
+    if (queryset._iterable_class is not ModelIterable or queryset._known_related_objects
+            or queryset._prefetch_related_lookups or query.annotations or query.extra or query.distinct
+            or query.combinator or query.deferred_loading != (frozenset(), True) or query.is_sliced):
+        return _NOT_COMPILED
+    if query.is_empty():
+        return None
+    lookups = []
+    try:
+        shape = (query.model, _shape(query.where, lookups), repr(query.select_related), query.order_by,
+                 tuple((alias, getattr(join, "table_name", None), getattr(join, "join_type", None))
+                       for alias, join in query.alias_map.items()))
+    except _Unshaped:
+        return _NOT_COMPILED
+    db = queryset.db
+    connection = connections[db]
+    values = [lookup.get_db_prep_lookup(lookup.rhs, connection)[1][0] for lookup in lookups]
+    statement = _statements.get(shape)
+    if statement is None:
+        compiler = (queryset if queryset.ordered else queryset.order_by("pk"))[:1].query.get_compiler(using=db)
+        sql, params = compiler.as_sql()
+        # Kept only when the statement's parameters are exactly the lookups' values, in order.
+        statement = _statements[shape] = (sql, compiler) if list(params) == values else _NOT_COMPILED
+    if statement is _NOT_COMPILED:
+        return _NOT_COMPILED
+    sql, compiler = statement
+    with prepared_cursor() as cursor:
+        cursor.execute(sql, values)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    select, klass_info = compiler.select, compiler.klass_info
+    converters = compiler.get_converters([column for column, _, _ in select[:compiler.col_count]])
+    if converters:
+        (row,) = compiler.apply_converters([row], converters)
+    start, end = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
+    obj = klass_info["model"].from_db(db, [column.target.attname for column, _, _ in select[start:end]], row[start:end])
+    for populator in get_related_populators(klass_info, select, db):
+        populator.populate(row, obj)
     return obj
