@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from rems.core import gates
 from rems.program.models import AttestationKind
-from rems.program.selectors import rule_set_fact_held, rule_set_keys_held
+from rems.program.selectors import rule_set_fact_held, rule_set_in_force_sql, rule_set_keys_held
 
 from .models import OPEN_PRESCRIPTION_STATUSES, DispenseStatus, PrescriptionStatus
 from rems.prepared import fetch_one
@@ -82,12 +82,8 @@ def _rule_set(slug, key, version, parameters):
 
 # The rule set of program `g` in force at %(now)s: its key, its version, and its parameters unless this process
 # holds them (%(held)s).
-_RULE_SET_JOIN = """
-LEFT JOIN LATERAL (
-  SELECT r.id::text || ':' || r.xmin::text AS key, r.version,
-         CASE WHEN r.id::text || ':' || r.xmin::text = ANY(%(held)s::text[]) THEN NULL ELSE r.parameters END AS parameters
-    FROM rems_ruleset r WHERE r.program_id = g.id AND r.effective_at <= %(now)s
-   ORDER BY r.effective_at DESC LIMIT 1) rs ON true"""
+_RULE_SET_JOIN = f"""
+LEFT JOIN LATERAL ({rule_set_in_force_sql("g.id")}) rs ON true"""
 
 # The most recent pregnancy tests of patient `pt` collected at or before %(now)s, newest first, as arrays.
 _TESTS_JOIN = f"""

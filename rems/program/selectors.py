@@ -11,6 +11,8 @@ from accounts.models import User
 from rems.core.gates import CertificationFact, RuleSetFact
 from rems.core.rules import InvalidRuleSet, RuleParameters
 
+from rems.prepared import fetch_one
+
 from .models import Certification, RuleSet, Status
 
 # The class of the advisory locks on a program's rule sets (the second key is the program's id): decisions hold
@@ -31,11 +33,12 @@ def rule_set_for_decision(*, program, now):
 
 def rule_set_in_force(*, program, now):
     """The rule set of `program` in force at `now`, as a fact; a missing or invalid one is a fact too, and the
-    gate engine denies on it."""
-    rule_set = rule_set_row_in_force(program=program, now=now)
-    if rule_set is None:
+    gate engine denies on it. Its parsing is held in process, as the decisions' is (`rule_set_fact_held`)."""
+    row = fetch_one(_IN_FORCE_SQL, {"program": program.pk, "now": now, "held": rule_set_keys_held()})
+    if row is None:
         return _no_rule_set(program.slug)
-    return _rule_set_fact(f"{program.slug}@{rule_set.version}", rule_set.parameters)
+    key, version, parameters = row
+    return rule_set_fact_held(key=key, slug=program.slug, version=version, parameters=parameters)
 
 
 def _no_rule_set(slug):
@@ -77,6 +80,19 @@ def rule_set_fact_held(*, key, slug, version, parameters):
         fact = _rule_set_fact(f"{slug}@{version}", parameters)
         _HELD[key] = fact
     return fact
+
+
+def rule_set_in_force_sql(program):
+    """The statement reading the rule set in force at `%(now)s` for the program whose id is the SQL expression
+    `program`: its key (`id:xmin`), version, and parameters only when this process does not hold them (`%(held)s`,
+    `rule_set_keys_held()`). Decisions join it into their facts; `rule_set_in_force` runs it alone."""
+    return f"""SELECT r.id::text || ':' || r.xmin::text AS key, r.version,
+         CASE WHEN r.id::text || ':' || r.xmin::text = ANY(%(held)s::text[]) THEN NULL ELSE r.parameters END AS parameters
+    FROM {RuleSet._meta.db_table} r WHERE r.program_id = {program} AND r.effective_at <= %(now)s
+   ORDER BY r.effective_at DESC LIMIT 1"""
+
+
+_IN_FORCE_SQL = rule_set_in_force_sql("%(program)s::bigint").replace("%(now)s", "%(now)s::timestamptz")
 
 
 def rule_set_row_in_force(*, program, now):
@@ -168,14 +184,29 @@ def party_barred_in(*, program_id, prescriber_id=None, pharmacy_id=None):
     return Certification.objects.filter(program_id=program_id, status__in=BARRED_STATUSES, **party).exists()
 
 
+_USER_PLACEHOLDER = -1
+_barred_statement = None
+
+
 def party_is_barred(user):
     """Whether the party `user` acts for is barred (see `party_barred_expression`); read once per request and kept
-    on the user (the API's key lookup reads it with the key)."""
+    on the user (the API's key lookup reads it with the key). The statement is built once per process from
+    `party_barred_expression` and prepared once per connection."""
+    global _barred_statement
     barred = getattr(user, "party_barred", None)
     if barred is None:
         if not (user.prescriber_id or user.pharmacy_id):
             barred = False
         else:
-            barred = User.objects.filter(pk=user.pk).annotate(b=party_barred_expression()).values_list("b", flat=True)[0]
+            if _barred_statement is None:
+                query = (User.objects.filter(pk=_USER_PLACEHOLDER).annotate(b=party_barred_expression())
+                         .values_list("b", flat=True).query)
+                sql, params = query.get_compiler(connection=connection).as_sql()
+                _barred_statement = (sql, list(params), list(params).index(_USER_PLACEHOLDER))
+            sql, params, index = _barred_statement
+            params = list(params)
+            params[index] = user.pk
+            row = fetch_one(sql, params)
+            barred = bool(row and row[0])
         user.party_barred = barred
     return barred
