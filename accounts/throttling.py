@@ -32,7 +32,8 @@ def count_requests(scopes, now):
     statement, prepared."""
     window = now.replace(second=0, microsecond=0)
     with prepared_cursor() as cursor:
-        cursor.execute(_COUNT_WITHIN if connection.in_atomic_block else _COUNT_ALONE,
+        alone = connection.get_autocommit() and not connection.in_atomic_block
+        cursor.execute(_COUNT_ALONE if alone else _COUNT_WITHIN,
                        {"window": window, "scopes": list(scopes)})
         return dict(cursor.fetchall()), window
 

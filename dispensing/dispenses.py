@@ -14,12 +14,19 @@ from rems.compliance_log.writer import log_entry_write
 from rems.core import gates
 from rems.core.errors import ActionRefused
 from rems.core.identifiers import DISPENSE_PREFIX, authorization_number_new
+from rems.prepared import fetch_one, placeholder, prepared_cursor
 from rems.program.certifications import party_bar_check
 from rems.program.models import Patient, Status
 from rems.program.selectors import RULE_SETS_LOCK
 
 from . import facts
-from .match_locks import failed_match_record, match_lock_held, match_lock_message
+from .match_locks import (
+    LOCK_IN_FORCE_SQL,
+    failed_match_record,
+    match_lock_after_turn,
+    match_lock_message,
+    match_lock_of,
+)
 from .models import (
     DispenseAuthorization,
     DispenseStatus,
@@ -28,19 +35,20 @@ from .models import (
     PrescriptionStatus,
     SystemReason,
 )
-from rems.prepared import fetch_one, placeholder, prepared_cursor
 from .rows import patient_lock, prescription_lock
 
 
-# The decision's lock: the shared lock on the rule sets of the number's program, held until commit
-# (`selectors.rule_set_for_decision`). Returns the authorization's id (None when no authorization has the number).
-# Everything the decision reads is read by later statements, which see whatever committed before the lock was
-# granted. Requests of one pharmacy are decided side by side; the failed-match limits hold by the order in which
-# they read and count failures (`match_locks`).
+# The decision's first statement: the shared lock on the rule sets of the number's program, held until commit
+# (`selectors.rule_set_for_decision`), and the failed-match lock already in force for the pharmacy and number, if
+# any. Returns the authorization's id (None when no authorization has the number) and that lock. Everything the
+# decision reads is read by later statements, which see whatever committed before the lock was granted. Requests
+# of one pharmacy are decided side by side; the failed-match limits hold by the pharmacy's turn at its counters,
+# taken once the answer is known and before anything is written (`match_locks`).
 _DECISION_LOCKS_SQL = f"""SELECT (SELECT locked.id FROM (
           SELECT p.id, pg_advisory_xact_lock_shared({RULE_SETS_LOCK}, p.program_id::integer) AS shared
             FROM dispensing_prescription p
-           WHERE p.authorization_number = %(number)s::text OFFSET 0) locked)
+           WHERE p.authorization_number = %(number)s::text OFFSET 0) locked),
+       {LOCK_IN_FORCE_SQL}
 """
 
 _RDA_COLUMNS = [field for field in DispenseAuthorization._meta.concrete_fields]
@@ -85,23 +93,27 @@ def dispense_authorization_request(*, actor, pharmacy, authorization_number, dat
     """Check every gate again for the pharmacy at the counter and, when all pass, approve an RDA.
     Returns (decision, log entry, RDA or None)."""
     request = gates.DispenseRequestFact(date_of_birth=date_of_birth, ndc=ndc, quantity=quantity, days_supply=days_supply)
-    (logged_prescription_id,) = fetch_one(_DECISION_LOCKS_SQL, {"number": authorization_number})
-    decision_facts, found = facts.dispense_facts(authorization_number=authorization_number, pharmacy=pharmacy,
-                                                 request=request, now=now)
-    if found is not None and found.status == PrescriptionStatus.AUTHORIZED and found.lapsed_rda:
-        # An RDA that lapsed undispensed releases the authorization first, so that no decision depends on the
-        # sweep having run.
-        _lapsed_rda_release(found.id, now)
+    logged_prescription_id, in_force = fetch_one(_DECISION_LOCKS_SQL, {
+        "number": authorization_number, "pharmacy": pharmacy.pk})
+    lock, found = match_lock_of(pharmacy, authorization_number, in_force), None
+    if lock is None:
         decision_facts, found = facts.dispense_facts(authorization_number=authorization_number, pharmacy=pharmacy,
                                                      request=request, now=now)
-    decision = gates.dispense_decide(facts=decision_facts, now=now)
-    # Before the answer is kept: a failed match is counted, and any other answer waits for the failures being
-    # counted; either finds the lock that came first, if any (`match_locks`).
-    if decision.failed_match:
-        lock = failed_match_record(actor=actor, pharmacy=pharmacy, kind=MatchLockKind(decision.failed_match),
-                                   authorization_number=authorization_number, now=now)
-    else:
-        lock = match_lock_held(pharmacy, authorization_number)
+        decision = gates.dispense_decide(facts=decision_facts, now=now)
+        # The pharmacy's turn at its counters, before anything is written: a failed match is counted, any other
+        # answer waits for the failures being counted; either finds the lock that came first, if any.
+        if decision.failed_match:
+            lock = failed_match_record(actor=actor, pharmacy=pharmacy, kind=MatchLockKind(decision.failed_match),
+                                       authorization_number=authorization_number, now=now)
+        else:
+            lock = match_lock_after_turn(pharmacy, authorization_number)
+        if lock is None and found is not None and found.status == PrescriptionStatus.AUTHORIZED and found.lapsed_rda:
+            # An RDA that lapsed undispensed releases the authorization first, so that no decision depends on the
+            # sweep having run.
+            _lapsed_rda_release(found.id, now)
+            decision_facts, found = facts.dispense_facts(authorization_number=authorization_number,
+                                                         pharmacy=pharmacy, request=request, now=now)
+            decision = gates.dispense_decide(facts=decision_facts, now=now)
     if lock is not None:
         # Refused unseen: even so it stays in the prescription's history; nothing of it goes into the answer.
         found = None

@@ -10,11 +10,11 @@ patient's record.
 from datetime import timedelta
 
 from rems.core import gates
+from rems.prepared import fetch_one
 from rems.program.models import AttestationKind
 from rems.program.selectors import rule_set_fact_held, rule_set_in_force_sql, rule_set_keys_held
 
 from .models import OPEN_PRESCRIPTION_STATUSES, DispenseStatus, PrescriptionStatus
-from rems.prepared import fetch_one
 
 # How many recent pregnancy tests a decision reads at most: the lookback window is at most a few weeks, so a
 # history of any length costs the same.

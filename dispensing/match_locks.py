@@ -3,60 +3,58 @@ many numbers that match no authorization, has its further dispense requests refu
 administrator clears the lock. The counts live in PostgreSQL, so every process sees them.
 
 Requests of one pharmacy are decided side by side; what keeps a burst of them from slipping past a limit is the
-order in which they read and write the counters, once each has its answer and before it is kept:
-- a failed match locks its counter row (`failed_match_record`, FOR UPDATE): failures of one kind take turns, and
-  each is counted only if no lock was in force when its turn came;
-- any other answer reads the pharmacy's counters with a share lock (`match_lock_held`, FOR SHARE): it waits for a
-  failure being counted and sees its outcome, and a failure waits for it in turn.
-A request whose answer would come after a lock is refused unseen instead: after the limit, not one more request is
-evaluated, however many arrive at once (`tests/integration/test_races.py`).
+pharmacy's turn at its counters (`rems_match_turn`, dispensing/migrations/0007), which each request takes once it
+has its answer and before it writes anything:
+- a failed match takes the turn alone (`failed_match_record`): failures take turns, and each is counted only if no
+  lock was in force when its turn came;
+- any other answer takes it shared (`match_lock_after_turn`): answers do not wait for each other, only for a
+  failure being counted, whose outcome they then see; and a failure waits for the answers in flight.
+A request whose turn comes after a lock is refused unseen instead; one that finds a lock already in force when it
+starts is refused before anything of it is evaluated. So after the limit not one more request is answered,
+however many arrive at once (`tests/integration/test_races.py`). The turn is an advisory lock in PostgreSQL's lock
+queue: a failure waiting for it is not overtaken by answers that arrive after it.
 """
 
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 
 from rems.compliance_log.actions import Action
 from rems.compliance_log.writer import log_entry_write
 from rems.core.errors import ActionRefused
+from rems.prepared import fetch_one
 from rems.program.models import NotificationKind
 from rems.program.notifications import administrators, notification_create
 
 from .models import MatchLock, MatchLockKind
-from rems.prepared import prepared_cursor
 
 # Unknown numbers count toward the lock within this window; birth-date failures count until cleared.
 UNKNOWN_NUMBER_WINDOW = timedelta(hours=24)
 
-
-def match_lock_in_force(pharmacy, authorization_number):
-    """The lock refusing this pharmacy's requests for this number (or for every number), if there is one."""
-    return (
-        MatchLock.objects.filter(pharmacy=pharmacy, cleared_at__isnull=True, locked_at__isnull=False)
-        .filter(Q(kind=MatchLockKind.AUTHORIZATION_NUMBER)
-                | Q(kind=MatchLockKind.BIRTH_DATE, authorization_number=authorization_number))
-        .first()
-    )
+# The lock in force, as a value of one statement: (kind, failures) or NULL. For the decision's first statement.
+LOCK_IN_FORCE_SQL = ("(SELECT ARRAY[l.kind, l.failures::text] "
+                     "FROM rems_match_lock_in_force(%(pharmacy)s::uuid, %(number)s::text) l)")
+_TURN_SQL = "SELECT ARRAY[l.kind, l.failures::text] FROM rems_match_turn(%(pharmacy)s::uuid, %(number)s::text, %(failed)s::boolean) l"
 
 
-# The counters that can refuse a pharmacy's request for a number, share-locked until the request's transaction ends.
-_HELD_SQL = f"""SELECT kind, failures, locked_at IS NOT NULL FROM {MatchLock._meta.db_table}
- WHERE pharmacy_id = %(pharmacy)s::uuid AND cleared_at IS NULL
-   AND (kind = '{MatchLockKind.AUTHORIZATION_NUMBER}'
-        OR (kind = '{MatchLockKind.BIRTH_DATE}' AND authorization_number = %(number)s::text))
- FOR SHARE"""
+def match_lock_of(pharmacy, authorization_number, found):
+    """The lock as a statement read it (`LOCK_IN_FORCE_SQL`: kind and failures), or None."""
+    if not found:
+        return None
+    kind, failures = found
+    return MatchLock(pharmacy=pharmacy, kind=kind, failures=int(failures), authorization_number=authorization_number)
 
 
-def match_lock_held(pharmacy, authorization_number):
-    """The lock in force for this pharmacy and number, read after every failure counted before it (see above);
-    None when there is none. Runs in the caller's transaction, which keeps the counters share-locked."""
-    with prepared_cursor() as cursor:
-        cursor.execute(_HELD_SQL, {"pharmacy": pharmacy.pk, "number": authorization_number})
-        rows = cursor.fetchall()
-    return next((MatchLock(pharmacy=pharmacy, kind=kind, failures=failures, authorization_number=authorization_number)
-                 for kind, failures, locked in rows if locked), None)
+def _turn(pharmacy, authorization_number, *, failed):
+    row = fetch_one(_TURN_SQL, {"pharmacy": pharmacy.pk, "number": authorization_number, "failed": failed})
+    return match_lock_of(pharmacy, authorization_number, row[0] if row else None)
+
+
+def match_lock_after_turn(pharmacy, authorization_number):
+    """The lock in force for this pharmacy and number once the pharmacy's turn is granted (shared), or None.
+    For an answer other than a failed match, before it writes anything; the turn is held until commit."""
+    return _turn(pharmacy, authorization_number, failed=False)
 
 
 def match_lock_message(lock):
@@ -71,7 +69,7 @@ def failed_match_record(*, actor, pharmacy, kind, authorization_number, now):
     """Count a failed match (`kind`: a MatchLockKind); past the limit, lock the pharmacy's further attempts and
     alert the administrators. Runs in the caller's transaction. Returns the lock in force when one came first (this
     failure's turn came after it): then nothing is counted, and the request is refused unseen."""
-    in_force = match_lock_in_force(pharmacy, authorization_number)
+    in_force = _turn(pharmacy, authorization_number, failed=True)
     if in_force is not None:
         return in_force
     limit = (settings.REMS_BIRTH_DATE_FAILURES if kind == MatchLockKind.BIRTH_DATE
@@ -84,8 +82,6 @@ def failed_match_record(*, actor, pharmacy, kind, authorization_number, now):
             lock = MatchLock.objects.create(**key, failures=0, first_failure_at=now, last_failure_at=now)
     except IntegrityError:
         lock = MatchLock.objects.select_for_update().get(**key, cleared_at__isnull=True)
-        if lock.locked_at is not None:
-            return lock
     if kind == MatchLockKind.AUTHORIZATION_NUMBER and lock.locked_at is None and (
             lock.first_failure_at < now - UNKNOWN_NUMBER_WINDOW):
         lock.failures, lock.first_failure_at = 0, now

@@ -14,6 +14,7 @@ from rems.compliance_log.writer import log_entry_write
 from rems.core import gates
 from rems.core.errors import ActionRefused
 from rems.core.identifiers import PRESCRIPTION_PREFIX, authorization_number_new
+from rems.prepared import fetch_one, placeholder, prepared_cursor
 from rems.program.certifications import party_bar_check
 from rems.program.models import Patient
 from rems.program.selectors import RULE_SETS_LOCK
@@ -27,7 +28,6 @@ from .models import (
     PrescriptionStatus,
     SystemReason,
 )
-from rems.prepared import fetch_one, placeholder, prepared_cursor
 
 
 # The decision's locks, in one statement and in this order: the patient's row (one decision per patient at a time:

@@ -5,10 +5,10 @@ request, so an object outside the caller's scope is simply not found (404), exac
 exist.
 """
 
-from django.db import connections
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models.expressions import Col
 from django.db.models.fields.related_lookups import RelatedExact
-from django.db.models.lookups import Exact
+from django.db.models.lookups import Exact, IntegerFieldExact
 from django.db.models.query import ModelIterable, get_related_populators
 from django.db.models.sql.where import WhereNode
 from django.http import Http404
@@ -151,7 +151,7 @@ class _Unshaped(Exception):
 def _shape(node, values):
     if isinstance(node, WhereNode):
         return (node.connector, node.negated, tuple(_shape(child, values) for child in node.children))
-    if type(node) in (Exact, RelatedExact) and isinstance(node.lhs, Col) and not hasattr(node.rhs, "resolve_expression"):
+    if type(node) in (Exact, IntegerFieldExact, RelatedExact) and isinstance(node.lhs, Col) and not hasattr(node.rhs, "resolve_expression"):
         values.append(node)
         return (node.lhs.alias, node.lhs.target.column)
     raise _Unshaped
@@ -159,22 +159,27 @@ def _shape(node, values):
 
 def _compiled_first(queryset):
     query = queryset.query
-    if (queryset._iterable_class is not ModelIterable or queryset._known_related_objects
-            or queryset._prefetch_related_lookups or query.annotations or query.extra or query.distinct
-            or query.combinator or query.deferred_loading != (frozenset(), True) or query.is_sliced):
+    if (queryset.db != DEFAULT_DB_ALIAS or queryset._iterable_class is not ModelIterable
+            or queryset._known_related_objects or queryset._prefetch_related_lookups or query.annotations
+            or query.extra or query.extra_tables or query.distinct or query.combinator or query.select_for_update
+            or not query.standard_ordering or query._filtered_relations
+            or query.deferred_loading != (frozenset(), True) or query.is_sliced):
         return _NOT_COMPILED
     if query.is_empty():
         return None
     lookups = []
     try:
+        # Each join by what it joins, through which relation, and how (not only by its table).
         shape = (query.model, _shape(query.where, lookups), repr(query.select_related), query.order_by,
-                 tuple((alias, getattr(join, "table_name", None), getattr(join, "join_type", None))
+                 tuple((alias, join.identity, getattr(join, "join_type", None), query.alias_refcount.get(alias))
                        for alias, join in query.alias_map.items()))
     except _Unshaped:
         return _NOT_COMPILED
     db = queryset.db
     connection = connections[db]
     values = [lookup.get_db_prep_lookup(lookup.rhs, connection)[1][0] for lookup in lookups]
+    if any(isinstance(value, int) and not -2**31 <= value < 2**31 for value in values):
+        return _NOT_COMPILED  # the ORM answers a number out of the column's range with nothing found
     statement = _statements.get(shape)
     if statement is None:
         compiler = (queryset if queryset.ordered else queryset.order_by("pk"))[:1].query.get_compiler(using=db)

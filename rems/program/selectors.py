@@ -10,7 +10,6 @@ from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, 
 from accounts.models import User
 from rems.core.gates import CertificationFact, RuleSetFact
 from rems.core.rules import InvalidRuleSet, RuleParameters
-
 from rems.prepared import fetch_one
 
 from .models import Certification, RuleSet, Status

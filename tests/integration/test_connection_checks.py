@@ -80,7 +80,13 @@ def test_a_request_count_alone_commits_without_a_flush_and_within_a_transaction_
     pid = _backend_pid()
     now = timezone.now()
     assert count_requests(["alone"], now)[0] == {"alone": 1}
-    assert "set_config('synchronous_commit', 'off', true)" in _last_statement_of(pid)
+    statement = _last_statement_of(pid)
+    assert "set_config('synchronous_commit', 'off', true)" in statement
+    # What that statement does to its own transaction: the commit does not wait for the flush.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('synchronous_commit') FROM "
+                       "(SELECT set_config('synchronous_commit', 'off', true)) quick")
+        assert cursor.fetchone()[0] == "off"
     assert _synchronous_commit() == "on"  # the setting ended with the count's own transaction
     with transaction.atomic():
         assert count_requests(["alone", "within"], now)[0] == {"alone": 2, "within": 1}

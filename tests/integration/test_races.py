@@ -154,8 +154,8 @@ def test_a_right_request_waits_for_a_failure_being_counted_and_is_refused_when_i
                                     last_failure_at=now, authorization_number=number if kind == "birth_date" else "")
     db = django_settings.DATABASES["default"]
     failure = psycopg.connect(host=db["HOST"], port=db["PORT"], user=db["USER"], dbname=db["NAME"])
-    # The failure that reaches the limit, counted and not yet committed.
-    failure.execute("SELECT 1 FROM dispensing_matchlock WHERE id = %s FOR UPDATE", [lock.pk])
+    # The failure that reaches the limit: its turn taken, counted, not yet committed.
+    failure.execute("SELECT * FROM rems_match_turn(%s, %s, true)", [ours.pharmacy.pk, number])
     failure.execute("UPDATE dispensing_matchlock SET failures = 3, locked_at = now() WHERE id = %s", [lock.pk])
     answers = []
     right = threading.Thread(target=_in_thread, args=(answers, request_rda, ours.tokens["pharmacist"], number))
@@ -188,6 +188,7 @@ def test_a_right_request_after_a_failure_that_stayed_under_the_limit_is_approved
                                     last_failure_at=now, authorization_number=number)
     db = django_settings.DATABASES["default"]
     failure = psycopg.connect(host=db["HOST"], port=db["PORT"], user=db["USER"], dbname=db["NAME"])
+    failure.execute("SELECT * FROM rems_match_turn(%s, %s, true)", [ours.pharmacy.pk, number])
     failure.execute("UPDATE dispensing_matchlock SET failures = 2 WHERE id = %s", [lock.pk])
     answers = []
     right = threading.Thread(target=_in_thread, args=(answers, request_rda, ours.tokens["pharmacist"], number))
@@ -286,3 +287,30 @@ def test_a_prescription_decision_locks_its_patient_and_not_the_program(world):
             other.rollback()
     finally:
         other.close()
+
+
+def test_a_pharmacy_already_locked_is_refused_before_anything_of_its_request_is_evaluated(world):
+    """Not even the release of a lapsed RDA, which any other request for the number would do first."""
+    from rems.program.models import Program
+    from tests.factories import PatientFactory
+
+    ours = world["ours"]
+    then = timezone.now() - timedelta(days=3)
+    patient = PatientFactory(prescriber=ours.prescriber, program=Program.objects.get(slug="pomalidomide"),
+                             risk_category="FNRP_ADULT")
+    _, _, prescription = prescriptions.prescription_authorize(
+        actor=ours.users["prescriber"], patient=patient, ndc=POMALIDOMIDE_4MG, quantity=21, days_supply=28, now=then)
+    dispenses.dispense_authorization_request(
+        actor=ours.users["pharmacist"], pharmacy=ours.pharmacy, authorization_number=prescription.authorization_number,
+        date_of_birth=patient.date_of_birth, ndc=POMALIDOMIDE_4MG, quantity=21, days_supply=28, now=then)
+    from dispensing.models import MatchLock
+
+    MatchLock.objects.create(pharmacy=ours.pharmacy, kind="authorization_number", failures=10, first_failure_at=then,
+                             last_failure_at=then, locked_at=then)
+
+    status, body = request_rda(Api(), ours.tokens["pharmacist"], prescription.authorization_number,
+                               dob=patient.date_of_birth.isoformat())
+
+    assert status == 422 and [c["code"] for c in body["checks"]] == ["MATCH_ATTEMPTS_LIMIT"], body
+    assert DispenseAuthorization.objects.get(prescription=prescription).status == "approved"  # lapsed, untouched
+    assert not ComplianceLogEntry.objects.filter(action=Action.DISPENSE_AUTHORIZATION_EXPIRE).exists()

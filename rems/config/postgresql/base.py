@@ -101,10 +101,11 @@ class DatabaseWrapper(base.DatabaseWrapper):
         if raw is None or raw.closed or raw.broken:
             return False
         try:
-            readable, _, _ = select.select([raw.fileno()], [], [], 0)
+            poller = select.poll()
+            poller.register(raw.fileno(), select.POLLIN | select.POLLPRI)
+            if poller.poll(0):
+                return False
         except (OSError, ValueError, psycopg.Error):
-            return False
-        if readable:
             return False
         now = monotonic()
         if self._pinged_at is not None and now - self._pinged_at < settings.REMS_DB_PING_IDLE:
