@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from rems.core import gates
 from rems.core.outlook import patient_outlook
+from rems.prepared import prepared_cursor
 from rems.program.models import Attestation, AttestationKind, PatientSurvey, PregnancyTest, TestResult
 from rems.program.selectors import rule_set_in_force
 
@@ -13,12 +14,32 @@ from .facts import attestation_fact, patient_fact
 from .models import OPEN_PRESCRIPTION_STATUSES, DispenseAuthorization, DispenseStatus, Prescription, PrescriptionStatus
 
 
-def _latest_per_patient(queryset, ids, field):
-    return {
-        row["patient_id"]: row
-        for row in queryset.filter(patient_id__in=ids).order_by("patient_id", f"-{field}").distinct("patient_id")
-        .values()
-    }
+# The latest of each record for a page of patients, as prepared statements (one text whatever the page's size).
+_TESTS_SQL = f"""SELECT patient_id, collected_at, result, sensitivity_miu_ml, setting FROM {PregnancyTest._meta.db_table}
+ WHERE patient_id = ANY(%(ids)s::uuid[]) AND result = '{TestResult.NEGATIVE}' AND collected_at <= %(now)s::timestamptz
+   AND collected_at >= %(since)s::timestamptz AND sensitivity_miu_ml <= %(max_sensitivity)s::integer
+ ORDER BY patient_id, collected_at DESC"""
+_ATTESTATIONS_SQL = f"""SELECT DISTINCT ON (patient_id, kind) patient_id, kind, attested_at, methods, abstinence, started_on
+  FROM {Attestation._meta.db_table} WHERE patient_id = ANY(%(ids)s::uuid[])
+ ORDER BY patient_id, kind, attested_at DESC"""
+_SURVEYS_SQL = f"""SELECT DISTINCT ON (patient_id) patient_id, completed_at FROM {PatientSurvey._meta.db_table}
+ WHERE patient_id = ANY(%(ids)s::uuid[]) AND completed_at <= %(now)s::timestamptz
+ ORDER BY patient_id, completed_at DESC"""
+_PRESCRIPTIONS_SQL = f"""SELECT DISTINCT ON (patient_id) patient_id, status, issued_at, authorization_number, expires_at
+  FROM {Prescription._meta.db_table}
+ WHERE patient_id = ANY(%(ids)s::uuid[]) AND status <> '{PrescriptionStatus.CANCELLED}'
+ ORDER BY patient_id, issued_at DESC"""
+_DISPENSES_SQL = f"""SELECT DISTINCT ON (p.patient_id) p.patient_id, d.dispensed_at, d.days_supply
+  FROM {DispenseAuthorization._meta.db_table} d JOIN {Prescription._meta.db_table} p ON p.id = d.prescription_id
+ WHERE p.patient_id = ANY(%(ids)s::uuid[]) AND d.status = '{DispenseStatus.DISPENSED}'
+ ORDER BY p.patient_id, d.dispensed_at DESC"""
+
+
+def _rows(sql, values):
+    with prepared_cursor() as cursor:
+        cursor.execute(sql, {name: values[name] for name in values if f"%({name})s" in sql})
+        names = [column.name for column in cursor.description]
+        return [dict(zip(names, row)) for row in cursor.fetchall()]
 
 
 def patient_outlooks(*, patients, now):
@@ -48,32 +69,17 @@ def patient_histories(patients, params, now):
     ids = [p.pk for p in patients]
     if not ids or params is None:
         return {p.pk: gates.PatientHistory() for p in patients}
+    values = {"ids": ids, "now": now, "since": now - timedelta(days=params.pregnancy_test_lookback_days),
+              "max_sensitivity": params.pregnancy_test_max_sensitivity_miu_ml}
     # Negative tests in the decision's own lookback window (a handful a patient): the first of the two tests
     # before therapy may not be the latest.
     tests = {}
-    for row in PregnancyTest.objects.filter(
-            patient_id__in=ids, result=TestResult.NEGATIVE, collected_at__lte=now,
-            collected_at__gte=now - timedelta(days=params.pregnancy_test_lookback_days),
-            sensitivity_miu_ml__lte=params.pregnancy_test_max_sensitivity_miu_ml,
-    ).order_by("patient_id", "-collected_at").values("patient_id", "collected_at", "result", "sensitivity_miu_ml",
-                                                     "setting"):
+    for row in _rows(_TESTS_SQL, values):
         tests.setdefault(row["patient_id"], []).append(row)
-    attestations = {
-        (row["patient_id"], row["kind"]): row
-        for row in Attestation.objects.filter(patient_id__in=ids).order_by("patient_id", "kind", "-attested_at")
-        .distinct("patient_id", "kind").values("patient_id", "kind", "attested_at", "methods", "abstinence",
-                                                "started_on")
-    }
-    surveys = _latest_per_patient(PatientSurvey.objects.filter(completed_at__lte=now), ids, "completed_at")
-    prescriptions = _latest_per_patient(Prescription.objects.exclude(status=PrescriptionStatus.CANCELLED), ids,
-                                        "issued_at")
-    dispenses = {
-        row["prescription__patient_id"]: row
-        for row in DispenseAuthorization.objects.filter(prescription__patient_id__in=ids,
-                                                        status=DispenseStatus.DISPENSED)
-        .order_by("prescription__patient_id", "-dispensed_at").distinct("prescription__patient_id")
-        .values("prescription__patient_id", "dispensed_at", "days_supply")
-    }
+    attestations = {(row["patient_id"], row["kind"]): row for row in _rows(_ATTESTATIONS_SQL, values)}
+    surveys = {row["patient_id"]: row for row in _rows(_SURVEYS_SQL, values)}
+    prescriptions = {row["patient_id"]: row for row in _rows(_PRESCRIPTIONS_SQL, values)}
+    dispenses = {row["patient_id"]: row for row in _rows(_DISPENSES_SQL, values)}
 
     result = {}
     for patient in patients:
