@@ -21,15 +21,15 @@ sys.path.insert(0, str(HERE))
 from common import machine, machine_line  # noqa: E402
 
 STEPS = [
-    ("decision-bench", "decision_bench.py", ["--patients", "20000", "--seconds", "10", "--levels", "16"],
+    ("decision-bench", "decision_bench.py", ["--patients", "20000", "--seconds", "8", "--levels", "16"],
      ["--patients", "1000", "--seconds", "2", "--levels", "4"]),
     ("surge-bench", "surge_bench.py", [],
      ["--patients", "2000", "--prescribers", "100", "--pharmacies", "50", "--seconds", "10", "--dispense-rate", "20",
       "--prescription-rate", "5", "--page-rate", "5", "--page-users", "10"]),
-    ("decision-profile", "profile_decision.py", ["--requests", "300"], ["--requests", "30"]),
+    ("decision-profile", "profile_decision.py", ["--requests", "200"], ["--requests", "30"]),
     ("history-bench", "history_bench.py", ["--small", "10000", "--large", "1000000", "--samples", "50"],
      ["--small", "1000", "--large", "5000", "--samples", "5"]),
-    ("sweep-bench", "sweep_bench.py", ["--sizes", "100000,1000000", "--repeat", "5", "--plan-max", "100000"],
+    ("sweep-bench", "sweep_bench.py", ["--sizes", "100000,1000000", "--repeat", "5", "--plan-max", "50000"],
      ["--sizes", "2000,10000", "--repeat", "2", "--plan-max", "2000"]),
     ("log-bench", "log_bench.py", ["--entries", "1000000"], ["--entries", "20000"]),
 ]
