@@ -29,7 +29,7 @@ STEPS = [
     ("decision-profile", "profile_decision.py", ["--requests", "200"], ["--requests", "30"]),
     ("history-bench", "history_bench.py", ["--small", "10000", "--large", "1000000", "--samples", "50"],
      ["--small", "1000", "--large", "5000", "--samples", "5"]),
-    ("sweep-bench", "sweep_bench.py", ["--sizes", "100000,1000000", "--repeat", "5", "--plan-max", "50000"],
+    ("sweep-bench", "sweep_bench.py", ["--sizes", "100000,1000000", "--repeat", "5", "--plan-max", "100000"],
      ["--sizes", "2000,10000", "--repeat", "2", "--plan-max", "2000"]),
     ("log-bench", "log_bench.py", ["--entries", "1000000"], ["--entries", "20000"]),
 ]
