@@ -14,7 +14,7 @@ from rems.compliance_log.writer import log_entry_write
 from rems.core import gates
 from rems.core.errors import ActionRefused
 from rems.core.identifiers import DISPENSE_PREFIX, authorization_number_new
-from rems.prepared import fetch_one, placeholder, prepared_cursor
+from rems.prepared import fetch_one, insert_params, placeholder, prepared_cursor
 from rems.program.certifications import party_bar_check
 from rems.program.models import Patient, Status
 from rems.program.selectors import RULE_SETS_LOCK
@@ -71,18 +71,14 @@ SELECT (SELECT count(*) FROM taken), (SELECT count(*) FROM inserted)
 _RDA_INSERT_AGAIN = _RDA_INSERT.format(source="(SELECT 1) one")
 
 
-def _rda_values(rda):
-    return {field.attname: field.get_db_prep_save(getattr(rda, field.attname), connection) for field in _RDA_COLUMNS}
-
-
 def _rda_take(rda):
     """Take the authorization and insert `rda`, in one statement; False when another request took it first."""
     with prepared_cursor() as cursor:
-        cursor.execute(_TAKE_SQL, _rda_values(rda))
+        cursor.execute(_TAKE_SQL, insert_params(rda, _RDA_COLUMNS))
         taken, inserted = cursor.fetchone()
         while taken and not inserted:
             rda.rda_number = authorization_number_new(DISPENSE_PREFIX)
-            cursor.execute(_RDA_INSERT_AGAIN, _rda_values(rda))
+            cursor.execute(_RDA_INSERT_AGAIN, insert_params(rda, _RDA_COLUMNS))
             inserted = cursor.fetchone() is not None
     rda._state.adding, rda._state.db = False, connection.alias
     return bool(taken)

@@ -37,7 +37,7 @@ _DISPENSES_SQL = f"""SELECT DISTINCT ON (p.patient_id) p.patient_id, d.dispensed
 
 def _rows(sql, values):
     with prepared_cursor() as cursor:
-        cursor.execute(sql, {name: values[name] for name in values if f"%({name})s" in sql})
+        cursor.execute(sql, values)
         names = [column.name for column in cursor.description]
         return [dict(zip(names, row)) for row in cursor.fetchall()]
 

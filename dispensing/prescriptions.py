@@ -14,7 +14,7 @@ from rems.compliance_log.writer import log_entry_write
 from rems.core import gates
 from rems.core.errors import ActionRefused
 from rems.core.identifiers import PRESCRIPTION_PREFIX, authorization_number_new
-from rems.prepared import fetch_one, placeholder, prepared_cursor
+from rems.prepared import fetch_one, insert_params, placeholder, prepared_cursor
 from rems.program.certifications import party_bar_check
 from rems.program.models import Patient
 from rems.program.selectors import RULE_SETS_LOCK
@@ -59,8 +59,7 @@ def _prescription_insert(prescription):
     """Insert `prescription`; its number is drawn again in the astronomically rare case that it is taken."""
     with prepared_cursor() as cursor:
         while True:
-            cursor.execute(_PRESCRIPTION_INSERT, {field.attname: field.get_db_prep_save(
-                getattr(prescription, field.attname), connection) for field in _PRESCRIPTION_COLUMNS})
+            cursor.execute(_PRESCRIPTION_INSERT, insert_params(prescription, _PRESCRIPTION_COLUMNS))
             if cursor.fetchone() is not None:
                 break
             prescription.authorization_number = authorization_number_new(PRESCRIPTION_PREFIX)

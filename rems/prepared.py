@@ -57,6 +57,31 @@ def placeholder(field):
     return f"%({field.attname})s::{'text' if db_type.startswith('varchar') else db_type}"
 
 
+def insert_params(obj, fields):
+    """The parameters of a prepared INSERT of `obj` (written with `placeholder`): each field's value as its column
+    stores it."""
+    return {field.attname: field.get_db_prep_save(getattr(obj, field.attname), connection) for field in fields}
+
+
+class CompiledOnce:
+    """A statement the ORM builds once per process: `build(value)` returns the queryset for one value, and is called
+    once, with `placeholder`; each run puts its own value where the placeholder went, so a rule written as ORM
+    expressions stays in one place and is neither compiled nor planned again."""
+
+    def __init__(self, build, placeholder):
+        self._build, self._placeholder, self._compiled = build, placeholder, None
+
+    def fetch_one(self, value):
+        """The first row of the statement for `value` (prepared), or None."""
+        if self._compiled is None:
+            sql, params = self._build(self._placeholder).query.get_compiler(connection=connection).as_sql()
+            self._compiled = (sql, list(params), list(params).index(self._placeholder))
+        sql, params, index = self._compiled
+        params = list(params)
+        params[index] = value
+        return fetch_one(sql, params)
+
+
 def fetch_one(sql, params):
     """The first row of `sql` (prepared), or None."""
     with prepared_cursor() as cursor:

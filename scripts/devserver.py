@@ -50,9 +50,12 @@ def manage(*args, env, capture=False):
     return ""
 
 
-def wait_until_up(url, timeout=30):
+def wait_until_up(url, timeout=30, server=None):
+    """Whether `url` answers 200 within `timeout` seconds; False at once if the process `server` has exited."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if server is not None and server.poll() is not None:
+            return False
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
                 if response.status == 200:

@@ -33,6 +33,10 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from devserver import wait_until_up  # noqa: E402
+
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
 BIN = ROOT / ".venv" / "bin"
 SERVER = os.environ.get("FUZZ_DATABASE_SERVER", "postgresql://postgres@127.0.0.1:5432")
@@ -73,20 +77,6 @@ def call(base, method, path, token, body=None):
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read() or b"{}")
-
-
-def wait_until_up(url, server, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            return False
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return True
-        except OSError:
-            time.sleep(0.3)
-    return False
 
 
 def role_keys(base, env, seed):
@@ -301,7 +291,7 @@ def main():
                 env={**env, "DATABASE_ROLE": "rems_app"}, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        if not wait_until_up(f"{base}/healthz", server):
+        if not wait_until_up(f"{base}/healthz", timeout=60, server=server):
             print(log.read_text()[-5000:])
             raise SystemExit("[fuzz] the API did not come up")
         keys = role_keys(base, env, seed)

@@ -11,7 +11,7 @@ import uuid
 
 from django.db import connection
 
-from rems.prepared import placeholder, prepared_cursor
+from rems.prepared import insert_params, placeholder, prepared_cursor
 
 from .actions import Action
 from .models import ComplianceLogEntry
@@ -95,8 +95,7 @@ def log_entry_write(
     }
     entry = ComplianceLogEntry(**row)
     with prepared_cursor() as cursor:
-        cursor.execute(_INSERT_SQL, {field.attname: field.get_db_prep_save(getattr(entry, field.attname), connection)
-                                     for field in _FIELDS})
+        cursor.execute(_INSERT_SQL, insert_params(entry, _FIELDS))
         (entry.seq,) = cursor.fetchone()
     entry._state.adding, entry._state.db = False, connection.alias
     return entry

@@ -12,7 +12,7 @@ from django.db import connection
 
 from accounts.models import ApiKey, User
 from accounts.services import api_key_hash, api_key_use, auth_failure_log
-from rems.prepared import fetch_one
+from rems.prepared import CompiledOnce
 from rems.program.models import Pharmacy, Prescriber
 from rems.program.selectors import party_barred_expression
 
@@ -26,30 +26,15 @@ def _fields(model):
 
 
 _PARTS = ((ApiKey, ""), (User, "user__"), (Pharmacy, "user__pharmacy__"), (Prescriber, "user__prescriber__"))
-_HASH_PLACEHOLDER = "key-hash-placeholder"
-_lookup = None
-
-
-def _lookup_statement():
-    """The key lookup as one SQL statement and its parameters, with the key's hash at `index`: compiled by the ORM
-    once per process."""
-    global _lookup
-    if _lookup is None:
-        columns = [f"{prefix}{name}" for model, prefix in _PARTS for name in _fields(model)]
-        query = (ApiKey.objects.filter(key_hash=_HASH_PLACEHOLDER)
-                 .annotate(party_barred=party_barred_expression("user__"))
-                 .values_list(*columns, "party_barred").query)
-        sql, params = query.get_compiler(connection=connection).as_sql()
-        params = list(params)
-        _lookup = (sql, params, params.index(_HASH_PLACEHOLDER))
-    return _lookup
+_COLUMNS = [f"{prefix}{name}" for model, prefix in _PARTS for name in _fields(model)]
+# The key lookup, by the key's hash: compiled by the ORM once per process.
+_LOOKUP = CompiledOnce(lambda key_hash: (ApiKey.objects.filter(key_hash=key_hash)
+                                         .annotate(party_barred=party_barred_expression("user__"))
+                                         .values_list(*_COLUMNS, "party_barred")), "key-hash-placeholder")
 
 
 def _key_row(key):
-    sql, params, index = _lookup_statement()
-    params = list(params)
-    params[index] = api_key_hash(key)
-    return fetch_one(sql, params)
+    return _LOOKUP.fetch_one(api_key_hash(key))
 
 
 def _instances(row):

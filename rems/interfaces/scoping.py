@@ -175,31 +175,45 @@ def _compiled_first(queryset):
                        for alias, join in query.alias_map.items()))
     except _Unshaped:
         return _NOT_COMPILED
-    db = queryset.db
-    connection = connections[db]
+    connection = connections[DEFAULT_DB_ALIAS]
     values = [lookup.get_db_prep_lookup(lookup.rhs, connection)[1][0] for lookup in lookups]
     if any(isinstance(value, int) and not -2**31 <= value < 2**31 for value in values):
         return _NOT_COMPILED  # the ORM answers a number out of the column's range with nothing found
     statement = _statements.get(shape)
     if statement is None:
-        compiler = (queryset if queryset.ordered else queryset.order_by("pk"))[:1].query.get_compiler(using=db)
-        sql, params = compiler.as_sql()
-        # Kept only when the statement's parameters are exactly the lookups' values, in order.
-        statement = _statements[shape] = (sql, compiler) if list(params) == values else _NOT_COMPILED
+        statement = _statements[shape] = _Statement.compiled(queryset, values)
     if statement is _NOT_COMPILED:
         return _NOT_COMPILED
-    sql, compiler = statement
     with prepared_cursor() as cursor:
-        cursor.execute(sql, values)
+        cursor.execute(statement.sql, values)
         row = cursor.fetchone()
-    if row is None:
-        return None
-    select, klass_info = compiler.select, compiler.klass_info
-    converters = compiler.get_converters([column for column, _, _ in select[:compiler.col_count]])
-    if converters:
-        (row,) = compiler.apply_converters([row], converters)
-    start, end = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
-    obj = klass_info["model"].from_db(db, [column.target.attname for column, _, _ in select[start:end]], row[start:end])
-    for populator in get_related_populators(klass_info, select, db):
-        populator.populate(row, obj)
-    return obj
+    return None if row is None else statement.instance(row)
+
+
+class _Statement:
+    """One shape's statement and what building its instances needs, worked out once, as the ORM's iterable would
+    on every query."""
+
+    @classmethod
+    def compiled(cls, queryset, values):
+        compiler = (queryset if queryset.ordered else queryset.order_by("pk"))[:1].query.get_compiler(
+            using=DEFAULT_DB_ALIAS)
+        sql, params = compiler.as_sql()
+        # Kept only when the statement's parameters are exactly the lookups' values, in order.
+        return cls(sql, compiler) if list(params) == values else _NOT_COMPILED
+
+    def __init__(self, sql, compiler):
+        select, klass_info = compiler.select, compiler.klass_info
+        self.sql, self.compiler, self.model = sql, compiler, klass_info["model"]
+        self.converters = compiler.get_converters([column for column, _, _ in select[:compiler.col_count]])
+        self.start, self.end = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
+        self.names = [column.target.attname for column, _, _ in select[self.start:self.end]]
+        self.populators = get_related_populators(klass_info, select, DEFAULT_DB_ALIAS)
+
+    def instance(self, row):
+        if self.converters:
+            (row,) = self.compiler.apply_converters([row], self.converters)
+        obj = self.model.from_db(DEFAULT_DB_ALIAS, self.names, row[self.start:self.end])
+        for populator in self.populators:
+            populator.populate(row, obj)
+        return obj

@@ -10,7 +10,7 @@ from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, 
 from accounts.models import User
 from rems.core.gates import CertificationFact, RuleSetFact
 from rems.core.rules import InvalidRuleSet, RuleParameters
-from rems.prepared import fetch_one
+from rems.prepared import CompiledOnce, fetch_one
 
 from .models import Certification, RuleSet, Status
 
@@ -183,29 +183,21 @@ def party_barred_in(*, program_id, prescriber_id=None, pharmacy_id=None):
     return Certification.objects.filter(program_id=program_id, status__in=BARRED_STATUSES, **party).exists()
 
 
-_USER_PLACEHOLDER = -1
-_barred_statement = None
+# Whether a user's party is barred, by the user's id: compiled by the ORM once per process.
+_BARRED = CompiledOnce(lambda user_id: (User.objects.filter(pk=user_id).annotate(b=party_barred_expression())
+                                        .values_list("b", flat=True)), -1)
 
 
 def party_is_barred(user):
     """Whether the party `user` acts for is barred (see `party_barred_expression`); read once per request and kept
     on the user (the API's key lookup reads it with the key). The statement is built once per process from
     `party_barred_expression` and prepared once per connection."""
-    global _barred_statement
     barred = getattr(user, "party_barred", None)
     if barred is None:
         if not (user.prescriber_id or user.pharmacy_id):
             barred = False
         else:
-            if _barred_statement is None:
-                query = (User.objects.filter(pk=_USER_PLACEHOLDER).annotate(b=party_barred_expression())
-                         .values_list("b", flat=True).query)
-                sql, params = query.get_compiler(connection=connection).as_sql()
-                _barred_statement = (sql, list(params), list(params).index(_USER_PLACEHOLDER))
-            sql, params, index = _barred_statement
-            params = list(params)
-            params[index] = user.pk
-            row = fetch_one(sql, params)
+            row = _BARRED.fetch_one(user.pk)
             barred = bool(row and row[0])
         user.party_barred = barred
     return barred

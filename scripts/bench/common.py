@@ -1,6 +1,7 @@
 """What the benchmarks share: the machine's description, wrk (from Debian's packages) and its Lua scripts, the
 percentiles of a list of latencies, and writing a result as JSON and Markdown under bench-results/."""
 
+import io
 import json
 import os
 import platform
@@ -20,6 +21,22 @@ ROOT = HERE.parents[1]
 SETUP_ENV = {"REMS_DB_STATEMENT_TIMEOUT": "0", "REMS_DB_LOCK_TIMEOUT": "0",
              "REMS_DB_IDLE_IN_TRANSACTION_TIMEOUT": "0", "REMS_DB_WAIT_TIMEOUT": "0"}
 os.environ.update(SETUP_ENV)
+
+
+def demo_database(url, **env):
+    """Django set up on the database `url` (development settings, with `env`), migrated, with the demo data: returns
+    what `seed_demo --json` printed (the demo parties' ids and keys)."""
+    os.environ.update(DATABASE_URL=url, REMS_ENV="development", LOG_LEVEL="WARNING",
+                      DJANGO_SETTINGS_MODULE="rems.config.settings", **env)
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    printed = io.StringIO()
+    call_command("seed_demo", "--json", stdout=printed)
+    return json.loads(printed.getvalue())
 
 
 def serving_env(env=None):

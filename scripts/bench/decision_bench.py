@@ -12,7 +12,6 @@ Uses its own database, `rems_bench_http`, on the server of DATABASE_URL, dropped
 import argparse
 import http.client
 import json
-import os
 import sys
 import tempfile
 import threading
@@ -26,7 +25,7 @@ DB = "rems_bench_http"
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
-from common import machine, machine_line, results_write, wrk_install, wrk_run, wrk_warm_up  # noqa: E402
+from common import demo_database, machine, machine_line, results_write, wrk_install, wrk_run, wrk_warm_up  # noqa: E402
 from serve import database_create, database_drop, free_port, production_server  # noqa: E402
 
 NDC = "59572-0504-21"
@@ -43,27 +42,11 @@ TARGETS = [
 def _prepare(url, patients):
     """Demo parties and keys; `patients` FNRP patients each holding an issued authorization (for the dispense
     decision) and as many with none (for the prescription decision)."""
-    os.environ.update(DATABASE_URL=url, REMS_ENV="development", LOG_LEVEL="WARNING",
-                      DJANGO_SETTINGS_MODULE="rems.config.settings")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
+    seed = demo_database(url)
     from django.db import connection
 
     from rems.core.identifiers import PRESCRIPTION_PREFIX, authorization_number_new
 
-    call_command("migrate", verbosity=0)
-    seed = {}
-
-    class Capture:
-        def write(self, text):
-            seed.update(json.loads(text))
-
-        def flush(self):
-            pass
-
-    call_command("seed_demo", "--json", stdout=Capture())
     numbers = set()
     while len(numbers) < patients:
         numbers |= {authorization_number_new(PRESCRIPTION_PREFIX) for _ in range(patients - len(numbers))}

@@ -17,7 +17,6 @@ limits on dispense requests per key and per pharmacy stay on.
 import argparse
 import hashlib
 import json
-import os
 import random
 import secrets
 import subprocess
@@ -34,7 +33,7 @@ DB = "rems_bench_surge"
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
-from common import machine, machine_line, percentiles, results_write, wrk_install, wrk_warm_up  # noqa: E402
+from common import demo_database, machine, machine_line, percentiles, results_write, wrk_install, wrk_warm_up  # noqa: E402
 from serve import database_create, database_drop, free_port, production_server  # noqa: E402
 
 PROGRAMS = ("pomalidomide", "lenalidomide", "thalidomide", "isotretinoin")
@@ -48,15 +47,10 @@ def _hash(key):
 
 def _prepare(url, *, patients, prescribers, pharmacies, secret_key, page_users):
     """The world of the surge, written with COPY and set-based SQL. Returns what the generator needs."""
-    os.environ.update(DATABASE_URL=url, REMS_ENV="development", LOG_LEVEL="WARNING", SECRET_KEY=secret_key,
-                      DJANGO_SETTINGS_MODULE="rems.config.settings")
-    import django
-
-    django.setup()
+    seed = demo_database(url, SECRET_KEY=secret_key)
     from django.conf import settings
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
     from django.contrib.sessions.backends.db import SessionStore
-    from django.core.management import call_command
     from django.db import connection
 
     from accounts.models import User
@@ -64,17 +58,6 @@ def _prepare(url, *, patients, prescribers, pharmacies, secret_key, page_users):
     from rems.core.identifiers import PRESCRIPTION_PREFIX, authorization_number_new
     from rems.program.models import Program, Product, RuleSet
 
-    call_command("migrate", verbosity=0)
-    seed = {}
-
-    class Capture:
-        def write(self, text):
-            seed.update(json.loads(text))
-
-        def flush(self):
-            pass
-
-    call_command("seed_demo", "--json", stdout=Capture())
     rng = random.Random(15)
     now = datetime.now(timezone.utc)
     far = now + timedelta(days=365)

@@ -135,10 +135,10 @@ def test_a_burst_of_wrong_birth_dates_cannot_slip_past_the_limit(world, settings
     assert sum(f == {"MATCH_ATTEMPTS_LIMIT"} for f in failed) == RACERS - 3 - len(approved)
 
 
-@pytest.mark.parametrize("kind", ["birth_date", "authorization_number"])
-def test_a_right_request_waits_for_a_failure_being_counted_and_is_refused_when_it_locks(world, kind):
-    """A failure that reaches the limit while a right request is being decided: the right request's answer comes
-    after the failure's, so it is refused unseen, not approved."""
+def _right_request_while_a_failure_is_counted(world, *, kind, failures, counted):
+    """A right request for a number while a failure of the pharmacy holds its turn, having counted itself
+    (`counted`: the update it made to the counter, uncommitted); the failure commits once the request is seen
+    waiting. Returns the request's answer and the number."""
     import psycopg
     from django.conf import settings as django_settings
 
@@ -150,13 +150,12 @@ def test_a_right_request_waits_for_a_failure_being_counted_and_is_refused_when_i
     _, decision = prescribe(setup, ours.tokens["prescriber"], patient_id)
     number = decision["authorization_number"]
     now = timezone.now()
-    lock = MatchLock.objects.create(pharmacy=ours.pharmacy, kind=kind, failures=2, first_failure_at=now,
+    lock = MatchLock.objects.create(pharmacy=ours.pharmacy, kind=kind, failures=failures, first_failure_at=now,
                                     last_failure_at=now, authorization_number=number if kind == "birth_date" else "")
     db = django_settings.DATABASES["default"]
     failure = psycopg.connect(host=db["HOST"], port=db["PORT"], user=db["USER"], dbname=db["NAME"])
-    # The failure that reaches the limit: its turn taken, counted, not yet committed.
     failure.execute("SELECT * FROM rems_match_turn(%s, %s, true)", [ours.pharmacy.pk, number])
-    failure.execute("UPDATE dispensing_matchlock SET failures = 3, locked_at = now() WHERE id = %s", [lock.pk])
+    failure.execute(f"UPDATE dispensing_matchlock SET {counted} WHERE id = %s", [lock.pk])
     answers = []
     right = threading.Thread(target=_in_thread, args=(answers, request_rda, ours.tokens["pharmacist"], number))
     right.start()
@@ -167,40 +166,23 @@ def test_a_right_request_waits_for_a_failure_being_counted_and_is_refused_when_i
         right.join(timeout=30)
     finally:
         failure.close()
-    ((status, body),) = answers
+    (answer,) = answers
+    return answer, number
+
+
+@pytest.mark.parametrize("kind", ["birth_date", "authorization_number"])
+def test_a_right_request_waits_for_a_failure_being_counted_and_is_refused_when_it_locks(world, kind):
+    """A failure that reaches the limit while a right request is being decided: the right request's answer comes
+    after the failure's, so it is refused unseen, not approved."""
+    (status, body), number = _right_request_while_a_failure_is_counted(
+        world, kind=kind, failures=2, counted="failures = 3, locked_at = now()")
     assert status == 422 and [c["code"] for c in body["checks"]] == ["MATCH_ATTEMPTS_LIMIT"], body
     assert not DispenseAuthorization.objects.filter(prescription__authorization_number=number).exists()
 
 
 def test_a_right_request_after_a_failure_that_stayed_under_the_limit_is_approved(world):
-    import psycopg
-    from django.conf import settings as django_settings
-
-    from dispensing.models import MatchLock
-
-    ours = world["ours"]
-    setup = Api()
-    patient_id = enroll(setup, ours.tokens["prescriber"], risk_category="FNRP_ADULT")
-    _, decision = prescribe(setup, ours.tokens["prescriber"], patient_id)
-    number = decision["authorization_number"]
-    now = timezone.now()
-    lock = MatchLock.objects.create(pharmacy=ours.pharmacy, kind="birth_date", failures=1, first_failure_at=now,
-                                    last_failure_at=now, authorization_number=number)
-    db = django_settings.DATABASES["default"]
-    failure = psycopg.connect(host=db["HOST"], port=db["PORT"], user=db["USER"], dbname=db["NAME"])
-    failure.execute("SELECT * FROM rems_match_turn(%s, %s, true)", [ours.pharmacy.pk, number])
-    failure.execute("UPDATE dispensing_matchlock SET failures = 2 WHERE id = %s", [lock.pk])
-    answers = []
-    right = threading.Thread(target=_in_thread, args=(answers, request_rda, ours.tokens["pharmacist"], number))
-    right.start()
-    try:
-        right.join(timeout=1.0)
-        assert right.is_alive(), answers
-        failure.commit()
-        right.join(timeout=30)
-    finally:
-        failure.close()
-    ((status, body),) = answers
+    (status, body), _ = _right_request_while_a_failure_is_counted(
+        world, kind="birth_date", failures=1, counted="failures = 2")
     assert status == 201, body
 
 
